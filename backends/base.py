@@ -1,0 +1,206 @@
+"""What every backend shares: the generator base class, the backend interface, and the one
+converter from an engine's raw draws to canonical ArviZ InferenceData."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from crossppl.models.ir import Dist, Model
+
+from crossppl.config import FitConfig
+from crossppl.errors import EngineError, NotYetTranslated
+
+__all__ = [
+    "Backend",
+    "Draws",
+    "Generator",
+    "model_data",
+    "program_hash",
+    "to_inference_data",
+    "versions",
+]
+
+#: Names of sample_stats every engine must provide, in ArviZ's conventions.
+REQUIRED_STATS = ("diverging", "lp", "step_size")
+
+
+class Generator:
+    """Base class of IR -> program generators.
+
+    A subclass writes expressions with methods named ``expr_<IR node class>`` and distributions
+    with its ``DIST_RULES`` table keyed by ``(row name, parameterization key)``. A node or row
+    without a rule raises :class:`NotYetTranslated`, so nothing is ever dropped silently.
+    """
+
+    backend: ClassVar[str] = "?"
+    DIST_RULES: ClassVar[Mapping[tuple[str, str], Any]] = {}
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+
+    def expr(self, node: Any, target: tuple[str, ...]) -> str:
+        """Write ``node`` laid out to broadcast against dims ``target``."""
+        method = getattr(self, f"expr_{type(node).__name__}", None)
+        if method is None:
+            raise NotYetTranslated(self.backend, f"the IR node {type(node).__name__}")
+        return method(node, target)
+
+    def dist_rule(self, dist: Dist) -> Any:
+        """The rule that writes ``dist``; raises if this backend has none."""
+        rule = self.DIST_RULES.get((dist.name, dist.parameterization))
+        if rule is None:
+            raise NotYetTranslated(
+                self.backend,
+                f"the distribution {dist.name} with parameterization {dist.parameterization!r}",
+            )
+        return rule
+
+
+@dataclass
+class Draws:
+    """An engine's raw output, before conversion to InferenceData.
+
+    ``posterior`` maps every parameter and derived quantity to an array of shape
+    ``(chain, draw, *dim sizes)`` (dims in the model's order); ``sample_stats`` maps ArviZ's
+    names (``lp``, ``diverging``, ``step_size``, ``tree_depth``, ``n_steps``, ...) to
+    ``(chain, draw)`` arrays.
+    """
+
+    posterior: dict[str, np.ndarray]
+    sample_stats: dict[str, np.ndarray]
+    engine: str
+    build_seconds: float = 0.0
+    sampling_seconds: float = 0.0
+    extra_attrs: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """A PPL: writes a model as a program in its language and fits that program."""
+
+    #: Short name used on the command line (``stan``, ``pymc``, ``numpyro``).
+    name: ClassVar[str]
+    #: Engines that can run this backend's program, in order of preference.
+    engines: ClassVar[tuple[str, ...]]
+    #: Distribution packages whose versions are recorded in the output.
+    packages: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def emit(self, model: Model) -> str:
+        """Return the program (Stan text or a runnable Python module) for ``model``."""
+
+    @abstractmethod
+    def sample(self, model: Model, program: str, config: FitConfig, engine: str) -> Draws:
+        """Fit ``program`` (exactly as :meth:`emit` returned it) with NUTS under ``config``."""
+
+    def default_engine(self) -> str:
+        """The engine used when none is asked for."""
+        return self.engines[0]
+
+    def check_engine(self, engine: str | None) -> str:
+        """Validate an engine name, or choose the default."""
+        if engine is None:
+            return self.default_engine()
+        if engine not in self.engines:
+            from crossppl.errors import ConfigError
+
+            raise ConfigError(
+                f"the {self.name} backend has no engine {engine!r}; "
+                f"choose one of {', '.join(self.engines)}",
+                entry="engine",
+            )
+        return engine
+
+
+def program_hash(program: str) -> str:
+    """SHA-256 of a program's text (first 16 hex digits)."""
+    return hashlib.sha256(program.encode()).hexdigest()[:16]
+
+
+def versions(packages: tuple[str, ...]) -> dict[str, str]:
+    """Installed versions of ``packages`` (``"missing"`` for those not installed)."""
+    out = {}
+    for pkg in ("crossppl", "arviz", "numpy", *packages):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "missing"
+    return out
+
+
+def model_data(model: Model) -> dict[str, np.ndarray]:
+    """The model's data arrays by name (index data 0-based) plus ``N_<dim>`` sizes."""
+    out: dict[str, np.ndarray] = {f"N_{d.name}": np.int64(d.size) for d in model.dims}
+    for d in model.data:
+        out[d.name] = d.value
+    return out
+
+
+def to_inference_data(
+    model: Model,
+    draws: Draws,
+    *,
+    backend: Backend,
+    program: str,
+    config: FitConfig,
+):
+    """Convert an engine's :class:`Draws` into canonical :class:`arviz.InferenceData`.
+
+    Every backend goes through this one function, so names, dims, coords, groups and attrs are
+    the same whatever the engine. A draw array of the wrong shape is an :class:`EngineError`.
+    """
+    import arviz as az
+
+    coords = model.coords
+    dims: dict[str, list[str]] = {}
+    posterior = {}
+    for stmt in model.statements:
+        if stmt.name not in draws.posterior:
+            raise EngineError(backend.name, draws.engine, f"no draws returned for {stmt.name!r}")
+        arr = np.asarray(draws.posterior[stmt.name])
+        expected = (config.chains, config.draws, *(model.dim(d).size for d in stmt.dims))
+        if arr.shape != expected:
+            raise EngineError(
+                backend.name,
+                draws.engine,
+                f"draws of {stmt.name!r} have shape {arr.shape}, expected {expected}",
+            )
+        posterior[stmt.name] = arr
+        dims[stmt.name] = list(stmt.dims)
+    missing = [s for s in REQUIRED_STATS if s not in draws.sample_stats]
+    if missing:
+        raise EngineError(backend.name, draws.engine, f"sample stats missing: {missing}")
+    stats = {k: np.asarray(v) for k, v in draws.sample_stats.items()}
+    stats["diverging"] = stats["diverging"].astype(bool)
+    observed = {}
+    for obs in model.observed:
+        observed[obs.name] = model.datum(obs.name).value
+        dims[obs.name] = list(obs.dims)
+    attrs: dict[str, Any] = {
+        "model": model.name,
+        "spec": str(model.path),
+        "backend": backend.name,
+        "engine": draws.engine,
+        "program_sha256": program_hash(program),
+        "build_seconds": round(draws.build_seconds, 3),
+        "sampling_seconds": round(draws.sampling_seconds, 3),
+        **{f"config_{k}": v for k, v in config.as_attrs().items()},
+        **{f"version_{k}": v for k, v in versions(backend.packages).items()},
+        **draws.extra_attrs,
+    }
+    idata = az.from_dict(
+        posterior=posterior,
+        sample_stats=stats,
+        observed_data=observed,
+        coords=coords,
+        dims=dims,
+        attrs=attrs,
+    )
+    for group in idata.groups():
+        idata[group].attrs.update(attrs)
+    return idata

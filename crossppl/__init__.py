@@ -1,0 +1,35 @@
+"""crossppl: one Bayesian model spec, written for Stan, PyMC and NumPyro, fitted and compared."""
+
+from crossppl.errors import (
+    ConfigError,
+    CrossPPLError,
+    DataError,
+    EngineError,
+    NotYetTranslated,
+    SpecError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "CrossPPLError",
+    "DataError",
+    "EngineError",
+    "NotYetTranslated",
+    "SpecError",
+    "__version__",
+    "emit",
+    "fit",
+    "list_models",
+    "load_spec",
+]
+
+
+def __getattr__(name: str):
+    # Keep `import crossppl` light: the API (and the PPLs behind it) load on first use.
+    if name in ("emit", "fit", "list_models", "load_spec"):
+        from crossppl import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'crossppl' has no attribute {name!r}")

@@ -1,0 +1,113 @@
+"""The public Python API: load a spec, emit a program, fit it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from crossppl.config import FitConfig
+from crossppl.models import Model, bundled_specs
+from crossppl.models import load_spec as _load_spec
+
+__all__ = ["emit", "fit", "list_models", "load_spec", "save_netcdf"]
+
+
+def load_spec(spec: str | Path | Model) -> Model:
+    """Load a spec: a bundled model's name, a path to a TOML spec, or an already loaded model."""
+    if isinstance(spec, Model):
+        return spec
+    return _load_spec(spec)
+
+
+def list_models() -> dict[str, str]:
+    """Bundled models: name -> one-line description."""
+    return {name: load_spec(path).description for name, path in bundled_specs().items()}
+
+
+def emit(spec: str | Path | Model, backend: str) -> str:
+    """Return the program that ``backend`` (``stan``, ``pymc`` or ``numpyro``) runs for ``spec``.
+
+    For Stan this is the Stan program; for PyMC and NumPyro a runnable Python module.
+    """
+    from crossppl.backends import get_backend
+
+    return get_backend(backend).emit(load_spec(spec))
+
+
+def fit(
+    spec: str | Path | Model,
+    backend: str,
+    *,
+    engine: str | None = None,
+    output: str | Path | None = None,
+    chains: int = 4,
+    warmup: int = 1000,
+    draws: int = 1000,
+    seed: int = 1,
+    target_accept: float = 0.8,
+    max_treedepth: int = 10,
+    init: str = "uniform",
+    progress: bool | None = None,
+):
+    """Fit ``spec`` with ``backend``'s generated program and return ArviZ InferenceData.
+
+    Parameters
+    ----------
+    spec
+        A bundled model's name, a path to a TOML spec, or a loaded model.
+    backend
+        ``"stan"``, ``"pymc"`` or ``"numpyro"``.
+    engine
+        The engine that runs the program (Stan: ``"pystan"`` or ``"cmdstanpy"``; PyMC:
+        ``"nutpie"`` or ``"pymc"``; NumPyro: ``"numpyro"``); default: the backend's first
+        available engine.
+    output
+        If given, the InferenceData is also written there as NetCDF (atomically: a failed or
+        interrupted fit leaves no file).
+    chains, warmup, draws, seed, target_accept, max_treedepth, init, progress
+        Sampler settings, the same for every backend; see :class:`crossppl.config.FitConfig`.
+
+    Returns
+    -------
+    arviz.InferenceData
+        ``posterior`` (parameters and derived quantities), ``sample_stats`` and
+        ``observed_data``, with the spec's names, dims and coords; ``attrs`` record the
+        backend, engine, library versions, seed and the program's hash.
+    """
+    from crossppl.backends import get_backend, to_inference_data
+
+    config = FitConfig(
+        chains=chains,
+        warmup=warmup,
+        draws=draws,
+        seed=seed,
+        target_accept=target_accept,
+        max_treedepth=max_treedepth,
+        init=init,
+        progress=progress,
+    )
+    model = load_spec(spec)
+    impl = get_backend(backend)
+    chosen = impl.check_engine(engine)
+    program = impl.emit(model)
+    raw = impl.sample(model, program, config, chosen)
+    idata = to_inference_data(model, raw, backend=impl, program=program, config=config)
+    if output is not None:
+        save_netcdf(idata, output)
+    return idata
+
+
+def save_netcdf(idata, path: str | Path) -> Path:
+    """Write ``idata`` to ``path`` atomically: a temporary file renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        idata.to_netcdf(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

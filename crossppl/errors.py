@@ -1,0 +1,100 @@
+"""Exceptions raised by crossppl.
+
+Two families, kept apart on purpose (as ibis does):
+
+* user errors (:class:`SpecError`, :class:`DataError`, :class:`ConfigError`): the input is wrong;
+  the message names the file, the entry, what was found and the fix. The CLI prints them without
+  a traceback and exits with code 2.
+* translation and engine errors: :class:`NotYetTranslated` means crossppl has no rule for a
+  construct in a backend (our gap); :class:`EngineError` means the PPL engine itself failed or
+  cannot do what was asked (their limit).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "CrossPPLError",
+    "DataError",
+    "EngineError",
+    "NotYetTranslated",
+    "SpecError",
+    "UserInputError",
+]
+
+
+class CrossPPLError(Exception):
+    """Base class of every error crossppl raises on purpose."""
+
+
+class UserInputError(CrossPPLError):
+    """The user's input is wrong; the message says where and how to fix it.
+
+    Parameters
+    ----------
+    message
+        What was found and what to do.
+    file
+        The spec or data file concerned, if any.
+    entry
+        The spec entry (section and key) concerned, if any.
+    line
+        1-based line in ``file``, if known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        entry: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.entry = entry
+        self.line = line
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = ""
+        if self.file:
+            where = str(self.file)
+            if self.line:
+                where += f":{self.line}"
+        if self.entry:
+            where = f"{where}: {self.entry}" if where else self.entry
+        return f"{where}: {self.message}" if where else self.message
+
+
+class SpecError(UserInputError):
+    """A model spec is malformed, refers to unknown names, or is unsafe."""
+
+
+class DataError(UserInputError):
+    """Data is missing, has the wrong shape or type, or holds values the model cannot take."""
+
+
+class ConfigError(UserInputError):
+    """A fit option (chains, draws, seed, ...) has an invalid value."""
+
+
+class NotYetTranslated(CrossPPLError):
+    """crossppl has no rule to write this IR construct for this backend (our gap)."""
+
+    def __init__(self, backend: str, construct: str, hint: str = "") -> None:
+        self.backend = backend
+        self.construct = construct
+        msg = f"the {backend} backend cannot yet translate {construct}"
+        if hint:
+            msg += f"; {hint}"
+        super().__init__(msg)
+
+
+class EngineError(CrossPPLError):
+    """The PPL engine failed (compile error, sampler crash) or cannot do what was asked."""
+
+    def __init__(self, backend: str, engine: str, message: str) -> None:
+        self.backend = backend
+        self.engine = engine
+        super().__init__(f"{backend} ({engine}): {message}")

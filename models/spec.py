@@ -1,0 +1,531 @@
+"""Read a spec file (TOML) into a validated :class:`~crossppl.models.ir.Model`.
+
+The format, with the Rats model as example, is documented in the README. In short::
+
+    [model]      name, description, source, data_file (default file for [data])
+    [dims]       rat = {}  (size from data) | week = 5 | week = { coords = [8, 15] }
+    [data]       y = { dims = ["rat", "week"], type = "real" }   (file, key, value, indexes, base)
+    [parameters] "alpha[rat]" = "normal(mu_alpha, tau=tau_alpha)"
+    [derived]    sigma = "1 / sqrt(tau)"
+    [observed]   "y[rat, week]" = "normal(alpha + beta * x, tau=tau)"
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from crossppl.errors import DataError, SpecError
+
+from . import data as datamod
+from .distributions import DISTRIBUTIONS
+from .expressions import Scope, Symbol, parse_dist, parse_expr, referenced
+from .ir import (
+    DataDecl,
+    DerivedDecl,
+    DimDecl,
+    Index,
+    Model,
+    ObservedDecl,
+    ParamDecl,
+    Role,
+    Statement,
+    walk,
+)
+from .names import reserved_reason
+
+__all__ = ["MAX_SPEC_BYTES", "bundled_specs", "load_spec", "parse_spec"]
+
+MAX_SPEC_BYTES = 1_000_000
+SECTIONS = ("model", "dims", "data", "parameters", "derived", "observed")
+DATA_FIELDS = ("dims", "type", "value", "file", "key", "indexes", "base")
+_KEY = re.compile(r"^\s*([^\[\]\s]+)\s*(?:\[\s*([^\[\]]*?)\s*\])?\s*$")
+
+
+def bundled_specs() -> dict[str, Path]:
+    """The specs shipped with crossppl, by model name."""
+    from crossppl.models import specs
+
+    folder = Path(specs.__file__).parent
+    return {p.stem: p for p in sorted(folder.glob("*.toml"))}
+
+
+def load_spec(spec: str | Path) -> Model:
+    """Load a model spec: a bundled model's name (``"rats"``) or a path to a TOML file.
+
+    Raises
+    ------
+    SpecError
+        The spec is malformed; the message names the file, the entry and the fix.
+    DataError
+        The data it declares is missing or does not fit the declaration.
+    """
+    bundled = bundled_specs()
+    if isinstance(spec, str) and spec in bundled:
+        path = bundled[spec]
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            close = difflib.get_close_matches(str(spec), bundled, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SpecError(
+                f"no bundled model and no file called {str(spec)!r}{hint} "
+                f"Bundled models: {', '.join(bundled)}; or give the path to a .toml spec"
+            )
+    size = path.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(f"the spec is {size:,} bytes; the limit is {MAX_SPEC_BYTES:,}",
+                        file=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                        file=str(path)) from None
+    return parse_spec(text, file=str(path), spec_dir=path.parent)
+
+
+def parse_spec(text: str, *, file: str = "<spec>", spec_dir: Path | None = None) -> Model:
+    """Parse spec ``text``; ``spec_dir`` is where relative data files are looked for."""
+    return _SpecParser(text, file, Path(spec_dir or Path.cwd())).parse()
+
+
+class _SpecParser:
+    def __init__(self, text: str, file: str, spec_dir: Path) -> None:
+        self.text = text
+        self.file = file
+        self.spec_dir = spec_dir
+        self.lines = text.splitlines()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def error(self, message: str, section: str | None = None, key: str | None = None,
+              cls: type[SpecError] | type[DataError] = SpecError) -> Exception:
+        entry = None
+        if section:
+            entry = f"[{section}]" + (f" {key!r}" if key is not None else "")
+        return cls(message, file=self.file, entry=entry, line=self.line_of(section, key))
+
+    def line_of(self, section: str | None, key: str | None) -> int | None:
+        """Best-effort 1-based line of ``key`` in ``[section]``."""
+        if section is None:
+            return None
+        start = None
+        for i, line in enumerate(self.lines):
+            if re.match(rf"^\s*\[\s*{re.escape(section)}\s*\]", line):
+                start = i
+                break
+        if start is None or key is None:
+            return None if start is None else start + 1
+        pat = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+        for i in range(start + 1, len(self.lines)):
+            if re.match(r"^\s*\[", self.lines[i]):
+                break
+            if pat.match(self.lines[i]):
+                return i + 1
+        return None
+
+    def table(self, doc: Mapping, section: str, required: bool) -> Mapping:
+        value = doc.get(section)
+        if value is None:
+            if required:
+                raise self.error(f"the [{section}] section is missing; add it", section)
+            return {}
+        if not isinstance(value, dict):
+            raise self.error(
+                f"expected a table, found {type(value).__name__}; write it as [{section}]", section
+            )
+        return value
+
+    def check_name(self, name: object, section: str, key: str) -> str:
+        if not isinstance(name, str):
+            raise self.error(f"expected a name, found {name!r:.40}", section, key)
+        reason = reserved_reason(name)
+        if reason:
+            raise self.error(f"{name!r:.70} cannot be used as a name: {reason}; rename it",
+                             section, key)
+        return name
+
+    def split_key(self, key: str, section: str) -> tuple[str, tuple[str, ...]]:
+        match = _KEY.match(key)
+        if not match:
+            raise self.error(
+                "expected a name with optional dims, e.g. \"alpha[rat]\" or \"y[rat, week]\"",
+                section, key,
+            )
+        name = self.check_name(match.group(1), section, key)
+        dims_text = match.group(2)
+        dims: tuple[str, ...] = ()
+        if dims_text is not None:
+            parts = [d.strip() for d in dims_text.split(",")]
+            if dims_text.strip() == "" or any(not p for p in parts):
+                raise self.error("empty dim in brackets; write e.g. \"alpha[rat]\"", section, key)
+            dims = tuple(parts)
+            for d in dims:
+                if d not in self.dim_sizes:
+                    close = difflib.get_close_matches(d, self.dim_sizes, n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    raise self.error(
+                        f"unknown dim {d!r}{hint} Declare it under [dims]", section, key
+                    )
+            if len(set(dims)) != len(dims):
+                raise self.error(f"dim repeated in {key!r}", section, key)
+        return name, dims
+
+    # -- the sections ---------------------------------------------------------------------------
+    def parse(self) -> Model:
+        try:
+            doc = tomllib.loads(self.text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SpecError(f"not valid TOML: {exc}", file=self.file) from None
+        except RecursionError:
+            raise SpecError("not valid TOML: nested too deeply", file=self.file) from None
+        for section in doc:
+            if section not in SECTIONS:
+                close = difflib.get_close_matches(section, SECTIONS, n=1)
+                hint = f"; did you mean [{close[0]}]?" if close else ""
+                raise self.error(
+                    f"unknown section [{section}]{hint} Sections: "
+                    + ", ".join(f"[{s}]" for s in SECTIONS),
+                    section,
+                )
+        meta = self.table(doc, "model", True)
+        self.meta = self.parse_meta(meta)
+        self.dim_sizes: dict[str, int | None] = {}
+        self.dim_coords: dict[str, tuple] = {}
+        self.parse_dims(self.table(doc, "dims", False))
+        data = self.parse_data(self.table(doc, "data", False))
+        dims = self.finish_dims()
+        statements = self.parse_statements(
+            self.table(doc, "parameters", False), self.table(doc, "derived", False), data
+        )
+        observed = self.parse_observed(self.table(doc, "observed", True), data, statements)
+        return Model(
+            name=self.meta["name"],
+            description=self.meta.get("description", ""),
+            source=self.meta.get("source", ""),
+            dims=dims,
+            data=tuple(data.values()),
+            statements=statements,
+            observed=observed,
+            path=self.file,
+        )
+
+    def parse_meta(self, meta: Mapping) -> dict[str, str]:
+        allowed = ("name", "description", "source", "data_file")
+        for key, value in meta.items():
+            if key not in allowed:
+                raise self.error(f"unknown field; [model] takes {', '.join(allowed)}", "model", key)
+            if not isinstance(value, str):
+                raise self.error(f"expected a string, found {value!r:.40}", "model", key)
+        if "name" not in meta:
+            raise self.error('the model needs a name: name = "rats"', "model")
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]{0,63}", meta["name"]):
+            raise self.error(
+                f"the name {meta['name']!r:.40} must be letters, digits, _ or -", "model", "name"
+            )
+        return dict(meta)
+
+    def parse_dims(self, dims: Mapping) -> None:
+        for name, value in dims.items():
+            self.check_name(name, "dims", name)
+            size: int | None = None
+            coords: tuple = ()
+            if isinstance(value, dict):
+                unknown = set(value) - {"size", "coords"}
+                if unknown:
+                    raise self.error(
+                        f"unknown field {sorted(unknown)[0]!r}; a dim takes size and coords",
+                        "dims", name,
+                    )
+                if "size" in value:
+                    size = datamod.check_finite_size(value["size"], file=self.file,
+                                                     entry=f"[dims] {name!r}")
+                if "coords" in value:
+                    raw = value["coords"]
+                    if not isinstance(raw, list) or not all(
+                        isinstance(c, str | int | float) and not isinstance(c, bool) for c in raw
+                    ):
+                        raise self.error("coords must be a list of strings or numbers",
+                                         "dims", name)
+                    if len(set(raw)) != len(raw):
+                        raise self.error("coords must be distinct", "dims", name)
+                    coords = tuple(raw)
+                    if size is not None and size != len(coords):
+                        raise self.error(
+                            f"size = {size} but {len(coords)} coords are given", "dims", name
+                        )
+                    size = datamod.check_finite_size(len(coords), file=self.file,
+                                                     entry=f"[dims] {name!r}")
+            else:
+                size = datamod.check_finite_size(value, file=self.file, entry=f"[dims] {name!r}")
+            self.dim_sizes[name] = size
+            self.dim_coords[name] = coords
+
+    def parse_data(self, section: Mapping) -> dict[str, DataDecl]:
+        decls: dict[str, DataDecl] = {}
+        files: dict[Path, Mapping] = {}
+        for name, spec in section.items():
+            self.check_name(name, "data", name)
+            if name in self.dim_sizes:
+                raise self.error(f"{name!r} names both a dim and data; rename one", "data", name)
+            if not isinstance(spec, dict):
+                raise self.error(
+                    'expected a table such as { dims = ["rat"], type = "real" }', "data", name
+                )
+            unknown = sorted(set(spec) - set(DATA_FIELDS))
+            if unknown:
+                raise self.error(
+                    f"unknown field {unknown[0]!r}; data takes {', '.join(DATA_FIELDS)}",
+                    "data", name,
+                )
+            kind = spec.get("type", "real")
+            if kind not in ("real", "int", "index"):
+                raise self.error(
+                    f'type {kind!r:.30} is not one of "real", "int", "index"', "data", name
+                )
+            dims = spec.get("dims", [])
+            if not isinstance(dims, list) or not all(isinstance(d, str) for d in dims):
+                raise self.error('dims must be a list of dim names, e.g. ["rat"]', "data", name)
+            for d in dims:
+                if d not in self.dim_sizes:
+                    raise self.error(f"unknown dim {d!r}; declare it under [dims]", "data", name)
+            value = self.data_value(name, spec, files)
+            entry = f"[data] {name!r}"
+            arr = datamod.to_array(value, kind, file=self.file, entry=entry)
+            if arr.ndim != len(dims):
+                raise self.error(
+                    f"declared with {len(dims)} dim(s) [{', '.join(dims)}] but the value has "
+                    f"{arr.ndim} axes (shape {arr.shape}); fix dims or the data",
+                    "data", name, cls=DataError,
+                )
+            for d, n in zip(dims, arr.shape, strict=True):
+                known = self.dim_sizes[d]
+                if known is None:
+                    if n < 1:
+                        raise self.error(f"dim {d!r} would have size 0", "data", name,
+                                         cls=DataError)
+                    self.dim_sizes[d] = n
+                    self.dim_sources = {**getattr(self, "dim_sources", {}), d: name}
+                elif known != n:
+                    source = getattr(self, "dim_sources", {}).get(d, "[dims]")
+                    raise self.error(
+                        f"has {n} entries along dim {d!r}, but {d!r} has size {known} "
+                        f"(from {source}); the shapes must agree",
+                        "data", name, cls=DataError,
+                    )
+            indexes = spec.get("indexes")
+            base = spec.get("base", 1 if kind == "index" else 0)
+            if kind == "index":
+                arr = self.check_index(name, arr, indexes, base)
+            elif indexes is not None or "base" in spec:
+                raise self.error('indexes and base apply to type = "index" only', "data", name)
+            decls[name] = DataDecl(name, tuple(dims), kind, arr, indexes, base)
+        return decls
+
+    def data_value(self, name: str, spec: Mapping, files: dict[Path, Mapping]) -> object:
+        if "value" in spec:
+            if "file" in spec or "key" in spec:
+                raise self.error("give either value or file/key, not both", "data", name)
+            return spec["value"]
+        file_name = spec.get("file", self.meta.get("data_file"))
+        if file_name is None:
+            raise self.error(
+                "no value: give value = [...], or file = \"data.json\" here or data_file in "
+                "[model]", "data", name,
+            )
+        path = datamod.resolve_data_path(file_name, self.spec_dir, self.file, f"[data] {name!r}")
+        if path not in files:
+            files[path] = datamod.read_data_file(path)
+        key = spec.get("key", name)
+        if key not in files[path]:
+            raise DataError(
+                f"{path.name} has no entry {key!r}; it has {', '.join(map(str, files[path]))}",
+                file=self.file, entry=f"[data] {name!r}", line=self.line_of("data", name),
+            )
+        return files[path][key]
+
+    def check_index(self, name: str, arr: np.ndarray, indexes: object, base: object) -> np.ndarray:
+        if not isinstance(indexes, str) or indexes not in self.dim_sizes:
+            raise self.error(
+                f'index data needs indexes = "<dim>" naming a declared dim, found {indexes!r:.30}',
+                "data", name,
+            )
+        if base not in (0, 1) or isinstance(base, bool):
+            raise self.error(f"base must be 0 or 1, found {base!r:.20}", "data", name)
+        size = self.dim_sizes[indexes]
+        if size is None:
+            size = int(arr.max()) - base + 1 if arr.size else 1
+            self.dim_sizes[indexes] = size
+        if arr.size and (arr.min() < base or arr.max() > size - 1 + base):
+            raise self.error(
+                f"holds values {arr.min()}..{arr.max()}, outside {base}..{size - 1 + base} "
+                f"(dim {indexes!r}, base {base})", "data", name, cls=DataError,
+            )
+        return arr - base
+
+    def finish_dims(self) -> tuple[DimDecl, ...]:
+        out = []
+        for name, size in self.dim_sizes.items():
+            if size is None:
+                raise self.error(
+                    f"dim {name!r} has no size: give one (e.g. {name} = 10) or use it in the dims "
+                    "of some data", "dims", name,
+                )
+            out.append(DimDecl(name, size, self.dim_coords[name]))
+        return tuple(out)
+
+    def parse_statements(
+        self, params: Mapping, derived: Mapping, data: Mapping[str, DataDecl]
+    ) -> tuple[Statement, ...]:
+        entries: dict[str, tuple[str, str, tuple[str, ...], object]] = {}
+        for section, table in (("parameters", params), ("derived", derived)):
+            for key, value in table.items():
+                name, dims = self.split_key(key, section)
+                if name in entries or name in data or name in self.dim_sizes:
+                    raise self.error(f"{name!r} is defined twice; rename one", section, key)
+                entries[name] = (section, key, dims, value)
+        dim_order = tuple(self.dim_sizes)
+        symbols: dict[str, Symbol] = {
+            d.name: Symbol(Role.DATA, d.dims, d.kind != "real", d.indexes) for d in data.values()
+        }
+        for name, (section, _key, dims, _value) in entries.items():
+            if section == "parameters":
+                symbols[name] = Symbol(Role.PARAM, dims)
+        # Order: every name after the names it uses (a cycle is an error).
+        deps = {}
+        for name, (section, key, _dims, value) in entries.items():
+            scope = Scope(symbols, dim_order, self.file, f"[{section}] {key!r}",
+                          self.line_of(section, key))
+            deps[name] = referenced(value, scope) & set(entries)
+        order = self.topological(deps, entries)
+        statements: list[Statement] = []
+        for name in order:
+            section, key, dims, value = entries[name]
+            scope = Scope(symbols, dim_order, self.file, f"[{section}] {key!r}",
+                          self.line_of(section, key))
+            if section == "parameters":
+                dist = parse_dist(value, scope)
+                row = DISTRIBUTIONS[dist.name]
+                if row.support.discrete:
+                    raise scope.error(
+                        f"parameter {name!r} has the discrete distribution {dist.name}, which NUTS "
+                        "cannot sample; marginalize it out, or observe it under [observed]"
+                    )
+                self.check_dims(scope, name, dims, dist.dims)
+                statements.append(ParamDecl(name, dims, dist))
+            else:
+                expr = parse_expr(value, scope)
+                if dims:
+                    self.check_dims(scope, name, dims, expr.dims)
+                else:
+                    dims = expr.dims
+                symbols[name] = Symbol(Role.DERIVED, dims)
+                statements.append(DerivedDecl(name, dims, expr))
+        return tuple(statements)
+
+    def topological(self, deps: Mapping[str, set[str]], entries: Mapping) -> list[str]:
+        order: list[str] = []
+        state: dict[str, int] = {}
+        for root in deps:
+            stack = [(root, iter(sorted(deps[root])))]
+            if state.get(root) == 2:
+                continue
+            state[root] = 1
+            path = [root]
+            while stack:
+                node, children = stack[-1]
+                child = next(children, None)
+                if child is None:
+                    stack.pop()
+                    path.pop()
+                    state[node] = 2
+                    order.append(node)
+                elif state.get(child) == 1:
+                    cycle = [*path[path.index(child):], child]
+                    section, key = entries[child][0], entries[child][1]
+                    raise self.error(
+                        f"circular definition: {' -> '.join(cycle)}; break the cycle",
+                        section, key,
+                    )
+                elif state.get(child) is None:
+                    state[child] = 1
+                    path.append(child)
+                    stack.append((child, iter(sorted(deps[child]))))
+        return order
+
+    def check_dims(self, scope: Scope, name: str, lhs: tuple[str, ...], rhs: tuple[str, ...]):
+        extra = [d for d in rhs if d not in lhs]
+        if extra:
+            lhs_text = f"{name}[{', '.join(lhs)}]" if lhs else name
+            raise scope.error(
+                f"the right-hand side varies along dim(s) {', '.join(extra)} but {lhs_text} does "
+                f"not; declare {name}[{', '.join(scope.union(lhs, rhs))}] or fix the expression"
+            )
+
+    def parse_observed(
+        self, section: Mapping, data: Mapping[str, DataDecl], statements: tuple[Statement, ...]
+    ) -> tuple[ObservedDecl, ...]:
+        if not section:
+            raise self.error("no likelihood: add at least one entry under [observed]",
+                             "observed")
+        symbols: dict[str, Symbol] = {
+            d.name: Symbol(Role.DATA, d.dims, d.kind != "real", d.indexes) for d in data.values()
+        }
+        for s in statements:
+            role = Role.PARAM if isinstance(s, ParamDecl) else Role.DERIVED
+            symbols[s.name] = Symbol(role, s.dims)
+        out = []
+        seen = set()
+        for key, value in section.items():
+            name, dims = self.split_key(key, "observed")
+            scope = Scope(symbols, tuple(self.dim_sizes), self.file, f"[observed] {key!r}",
+                          self.line_of("observed", key))
+            if name not in data:
+                raise scope.error(
+                    f"{name!r} is observed but not declared under [data]; declare it there"
+                )
+            if name in seen:
+                raise scope.error(f"{name!r} is observed twice")
+            seen.add(name)
+            decl = data[name]
+            if key == name:
+                dims = decl.dims
+            if dims != decl.dims:
+                raise scope.error(
+                    f"written {name}[{', '.join(dims)}] but declared with dims "
+                    f"[{', '.join(decl.dims)}]; the dims must agree"
+                )
+            dist = parse_dist(value, scope)
+            self.check_dims(scope, name, dims, dist.dims)
+            if any(isinstance(n, Index) and n.index.name == name for n in walk(dist)):
+                raise scope.error(f"{name!r} is used to index its own distribution")
+            self.check_support(scope, decl, dist)
+            out.append(ObservedDecl(name, dims, dist))
+        return tuple(out)
+
+    def check_support(self, scope: Scope, decl: DataDecl, dist) -> None:
+        support = DISTRIBUTIONS[dist.name].support
+        values = decl.value
+        if support.discrete and decl.kind == "real":
+            raise scope.error(
+                f"{decl.name} follows the discrete {dist.name} but is declared real; "
+                'declare it with type = "int"'
+            )
+        bad = None
+        if support.kind == "positive" and np.any(values <= 0):
+            bad = "values <= 0, outside the support (0, inf)"
+        elif support.kind == "unit" and np.any((values <= 0) | (values >= 1)):
+            bad = "values outside the support (0, 1)"
+        elif support.kind == "binary" and np.any((values != 0) & (values != 1)):
+            bad = "values other than 0 and 1"
+        elif support.kind in ("count", "bounded_count") and np.any(values < 0):
+            bad = "negative counts"
+        if bad:
+            raise DataError(
+                f"{decl.name} holds {bad} of {dist.name}; fix the data or the distribution",
+                file=scope.file, entry=scope.entry, line=scope.line,
+            )
