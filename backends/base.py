@@ -98,6 +98,18 @@ class Backend(ABC):
     def sample(self, model: Model, program: str, config: FitConfig, engine: str) -> Draws:
         """Fit ``program`` (exactly as :meth:`emit` returned it) with NUTS under ``config``."""
 
+    @abstractmethod
+    def log_density(
+        self, model: Model, program: str, points: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
+        """Joint log density of ``program`` at ``n`` points, for checks without sampling.
+
+        ``points`` maps every parameter to an array of shape ``(n, *dim sizes)`` of constrained
+        values. Returns shape ``(n,)``: the sum of every prior and likelihood term in constrained
+        space, WITHOUT the Jacobian of any transform. Normalizing constants may be dropped (Stan's
+        ``~`` drops them), so compare differences between points, not values.
+        """
+
     def default_engine(self) -> str:
         """The engine used when none is asked for."""
         return self.engines[0]

@@ -13,12 +13,84 @@ __all__ = ["IDENTIFIER", "RESERVED", "reserved_reason"]
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
 STAN_RESERVED = frozenset(
-    ["for", "in", "while", "repeat", "until", "if", "then", "else", "true", "false", "target", "functions", "model", "data", "parameters", "quantities", "transformed", "generated", "int", "real", "complex", "vector", "row_vector", "matrix", "simplex", "unit_vector", "ordered", "positive_ordered", "cholesky_factor_corr", "cholesky_factor_cov", "corr_matrix", "cov_matrix", "array", "tuple", "lower", "upper", "offset", "multiplier", "print", "reject", "fatal_error", "return", "break", "continue", "void", "struct", "typedef", "export", "auto", "extern", "var", "static", "lp__", "profile", "get_lp"]
+    [
+        "for",
+        "in",
+        "while",
+        "repeat",
+        "until",
+        "if",
+        "then",
+        "else",
+        "true",
+        "false",
+        "target",
+        "functions",
+        "model",
+        "data",
+        "parameters",
+        "quantities",
+        "transformed",
+        "generated",
+        "int",
+        "real",
+        "complex",
+        "vector",
+        "row_vector",
+        "matrix",
+        "simplex",
+        "unit_vector",
+        "ordered",
+        "positive_ordered",
+        "cholesky_factor_corr",
+        "cholesky_factor_cov",
+        "corr_matrix",
+        "cov_matrix",
+        "array",
+        "tuple",
+        "lower",
+        "upper",
+        "offset",
+        "multiplier",
+        "print",
+        "reject",
+        "fatal_error",
+        "return",
+        "break",
+        "continue",
+        "void",
+        "struct",
+        "typedef",
+        "export",
+        "auto",
+        "extern",
+        "var",
+        "static",
+        "lp__",
+        "profile",
+        "get_lp",
+    ]
 )
 
 #: Names the generated Python programs use for modules and helpers.
 PYTHON_GENERATED = frozenset(
-    ["np", "pm", "pt", "jnp", "jax", "dist", "numpyro", "model", "data", "coords", "build_model", "main", "sys", "json", "math"]
+    [
+        "np",
+        "pm",
+        "pt",
+        "jnp",
+        "jax",
+        "dist",
+        "numpyro",
+        "model",
+        "data",
+        "coords",
+        "build_model",
+        "main",
+        "sys",
+        "json",
+        "math",
+    ]
 )
 
 #: Every reserved name, with the reason it is reserved.
