@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from crossppl.errors import ConfigError
+from crossppl.errors import ConfigError, EngineError
 
 from .base import Backend, Draws, Generator, to_inference_data
 
@@ -25,4 +25,15 @@ def get_backend(name: str) -> Backend:
             f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}", entry="backend"
         )
     module, cls = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), cls)()
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] == "crossppl":
+            raise
+        raise EngineError(
+            name,
+            "-",
+            f"needs the package {exc.name!r}, which is not installed; "
+            f"install it with: pip install 'crossppl[{name}]'",
+        ) from None
+    return getattr(mod, cls)()

@@ -32,7 +32,8 @@ def emit(spec: str | Path | Model, backend: str) -> str:
     """
     from crossppl.backends import get_backend
 
-    return get_backend(backend).emit(load_spec(spec))
+    model = load_spec(spec)
+    return get_backend(backend).emit(model)
 
 
 def fit(

@@ -1,0 +1,153 @@
+"""The ``crossppl`` command line.
+
+Exit codes: 0 success; 2 bad input (spec, data, options), printed without a traceback; 3 a
+backend could not run the model (not yet translated, or the engine failed); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from crossppl.errors import CrossPPLError, EngineError, NotYetTranslated, UserInputError
+
+__all__ = ["main"]
+
+BACKEND_NAMES = ("stan", "pymc", "numpyro")
+EXIT_OK, EXIT_USAGE, EXIT_BACKEND, EXIT_INTERRUPTED = 0, 2, 3, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    from crossppl import __version__
+    from crossppl.config import INIT_STRATEGIES, FitConfig
+
+    defaults = FitConfig()
+    parser = argparse.ArgumentParser(
+        prog="crossppl",
+        description="Write one Bayesian model spec for Stan, PyMC and NumPyro, and fit it.",
+    )
+    parser.add_argument("--version", action="version", version=f"crossppl {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("list", help="list the bundled models, one line each")
+
+    spec_help = "a bundled model's name (see `crossppl list`) or a path to a .toml spec"
+    emit = sub.add_parser("emit", help="print the program a backend runs for a spec")
+    emit.add_argument("spec", help=spec_help)
+    emit.add_argument("--backend", "-b", required=True, choices=BACKEND_NAMES)
+    emit.add_argument("--output", "-o", help="write the program to this file instead")
+
+    fit = sub.add_parser("fit", help="fit a spec with one backend's generated program (NUTS)")
+    fit.add_argument("spec", help=spec_help)
+    fit.add_argument("--backend", "-b", required=True, choices=BACKEND_NAMES)
+    fit.add_argument("--engine", help="engine running the program (default: the backend's "
+                     "first available: stan cmdstanpy|pystan, pymc nutpie|pymc, numpyro)")
+    fit.add_argument("--output", "-o", help="write the InferenceData to this NetCDF file")
+    fit.add_argument("--chains", type=int, default=defaults.chains)
+    fit.add_argument("--warmup", type=int, default=defaults.warmup)
+    fit.add_argument("--draws", type=int, default=defaults.draws)
+    fit.add_argument("--seed", type=int, default=defaults.seed)
+    fit.add_argument("--target-accept", type=float, default=defaults.target_accept)
+    fit.add_argument("--max-treedepth", type=int, default=defaults.max_treedepth)
+    fit.add_argument("--init", choices=INIT_STRATEGIES, default=defaults.init)
+    progress = fit.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
+                          help="show a progress bar (default: when stderr is a terminal)")
+    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    return parser
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from crossppl.api import list_models
+
+    models = list_models()
+    width = max(map(len, models), default=0)
+    for name, description in models.items():
+        print(f"{name:<{width}}  {description}")
+    return EXIT_OK
+
+
+def _cmd_emit(args: argparse.Namespace) -> int:
+    from crossppl.api import emit
+
+    program = emit(args.spec, args.backend)
+    if args.output:
+        from pathlib import Path
+
+        Path(args.output).write_text(program)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(program)
+    return EXIT_OK
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from crossppl.api import fit
+
+    idata = fit(
+        args.spec,
+        args.backend,
+        engine=args.engine,
+        output=args.output,
+        chains=args.chains,
+        warmup=args.warmup,
+        draws=args.draws,
+        seed=args.seed,
+        target_accept=args.target_accept,
+        max_treedepth=args.max_treedepth,
+        init=args.init,
+        progress=args.progress,
+    )
+    _print_fit_summary(idata)
+    if args.output:
+        print(f"wrote {args.output}")
+    return EXIT_OK
+
+
+def _print_fit_summary(idata) -> None:
+    import arviz as az
+
+    attrs = idata.posterior.attrs
+    scalars = [name for name, var in idata.posterior.data_vars.items() if var.ndim == 2]
+    vectors = [name for name in idata.posterior.data_vars if name not in scalars]
+    summary = az.summary(idata, var_names=scalars, kind="all", round_to=4)
+    n_div = int(idata.sample_stats["diverging"].sum())
+    print(
+        f"{attrs['model']} on {attrs['backend']} ({attrs['engine']}): "
+        f"{attrs['config_chains']} chains x ({attrs['config_warmup']} warmup + "
+        f"{attrs['config_draws']} draws), build {attrs['build_seconds']:.1f} s, "
+        f"sampling {attrs['sampling_seconds']:.1f} s, {n_div} divergences"
+    )
+    print(summary.to_string())
+    if vectors:
+        print(f"(not shown: {', '.join(vectors)}; see the NetCDF output or az.summary)")
+
+
+COMMANDS = {"list": _cmd_list, "emit": _cmd_emit, "fit": _cmd_fit}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserInputError as exc:
+        print(f"crossppl: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except NotYetTranslated as exc:
+        print(f"crossppl: not yet translated: {exc}", file=sys.stderr)
+        return EXIT_BACKEND
+    except EngineError as exc:
+        print(f"crossppl: engine failed: {exc}", file=sys.stderr)
+        return EXIT_BACKEND
+    except CrossPPLError as exc:
+        print(f"crossppl: error: {exc}", file=sys.stderr)
+        return EXIT_BACKEND
+    except KeyboardInterrupt:
+        print("crossppl: interrupted; no output written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

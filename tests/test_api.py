@@ -1,0 +1,127 @@
+"""The Python API and the pieces every backend shares (config, converter, atomic output)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import crossppl
+from crossppl.api import save_netcdf
+from crossppl.backends import get_backend
+from crossppl.backends.base import Draws, model_data, program_hash, to_inference_data
+from crossppl.config import FitConfig
+from crossppl.errors import ConfigError, EngineError
+
+
+def test_public_api_is_small_and_importable():
+    assert set(crossppl.__all__) >= {"load_spec", "emit", "fit", "list_models", "SpecError"}
+    for name in crossppl.__all__:
+        assert getattr(crossppl, name) is not None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "text"),
+    [
+        ("chains", 0, "chains must be an integer >= 1, found 0"),
+        ("draws", 2.5, "draws must be an integer >= 1, found 2.5"),
+        ("seed", -1, "seed must be an integer in [0, 2**31), found -1"),
+        ("target_accept", 1.0, "target_accept must be strictly between 0 and 1, found 1.0"),
+        ("init", "zeros", "init must be one of uniform, engine, found 'zeros'"),
+    ],
+)
+def test_config_errors_name_the_argument_the_value_and_the_fix(field, value, text):
+    with pytest.raises(ConfigError) as info:
+        FitConfig(**{field: value})
+    assert text in str(info.value)
+
+
+def test_unknown_backend_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="unknown backend 'jags'; choose one of stan, pymc"):
+        get_backend("jags")
+
+
+def test_model_data_gives_sizes_and_zero_based_arrays(rats):
+    data = model_data(rats)
+    assert data["N_rat"] == 30 and data["N_week"] == 5
+    assert data["y"].shape == (30, 5)
+    np.testing.assert_array_equal(data["x"], [8, 15, 22, 29, 36])
+
+
+def _fake_draws(rats, chains=2, draws=5, shape_bug=False):
+    rng = np.random.default_rng(0)
+    post = {}
+    for s in rats.statements:
+        shape = (chains, draws, *(rats.dim(d).size for d in s.dims))
+        if shape_bug and s.name == "alpha":
+            shape = shape[:-1] + (29,)
+        post[s.name] = rng.normal(size=shape)
+    stats = {
+        "lp": rng.normal(size=(chains, draws)),
+        "diverging": np.zeros((chains, draws), int),
+        "step_size": np.ones((chains, draws)),
+    }
+    return Draws(post, stats, engine="fake")
+
+
+def test_converter_gives_canonical_names_dims_coords_and_attrs(rats):
+    backend = get_backend("numpyro")
+    config = FitConfig(chains=2, draws=5)
+    idata = to_inference_data(
+        rats, _fake_draws(rats), backend=backend, program="prog", config=config
+    )
+    assert set(idata.groups()) == {"posterior", "sample_stats", "observed_data"}
+    assert idata.posterior["alpha"].dims == ("chain", "draw", "rat")
+    assert list(idata.posterior["week"].values) == [8, 15, 22, 29, 36]
+    assert idata.observed_data["y"].dims == ("rat", "week")
+    assert idata.sample_stats["diverging"].dtype == bool
+    attrs = idata.posterior.attrs
+    assert attrs["backend"] == "numpyro" and attrs["engine"] == "fake"
+    assert attrs["program_sha256"] == program_hash("prog")
+    assert attrs["config_seed"] == 1 and "version_arviz" in attrs
+
+
+def test_converter_rejects_draws_of_the_wrong_shape(rats):
+    with pytest.raises(EngineError, match=r"draws of 'alpha' have shape \(2, 5, 29\)"):
+        to_inference_data(
+            rats,
+            _fake_draws(rats, shape_bug=True),
+            backend=get_backend("numpyro"),
+            program="p",
+            config=FitConfig(chains=2, draws=5),
+        )
+
+
+def test_save_netcdf_is_atomic(rats, tmp_path):
+    idata = to_inference_data(
+        rats, _fake_draws(rats), backend=get_backend("numpyro"), program="p",
+        config=FitConfig(chains=2, draws=5),
+    )
+    target = tmp_path / "deep" / "fit.nc"
+    save_netcdf(idata, target)
+    assert target.is_file()
+
+    class Boom(Exception):
+        pass
+
+    class Broken:
+        def to_netcdf(self, path):
+            with open(path, "wb") as fh:
+                fh.write(b"partial")
+            raise Boom
+
+    with pytest.raises(Boom):
+        save_netcdf(Broken(), tmp_path / "broken.nc")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep"]
+
+
+def test_failed_fit_leaves_no_output_file(rats, tmp_path, monkeypatch):
+    backend_cls = type(get_backend("numpyro"))
+
+    def explode(self, *args, **kwargs):
+        raise EngineError("numpyro", "numpyro", "sampler crashed")
+
+    monkeypatch.setattr(backend_cls, "sample", explode)
+    out = tmp_path / "fit.nc"
+    with pytest.raises(EngineError, match="sampler crashed"):
+        crossppl.fit(rats, "numpyro", output=out, chains=1, warmup=10, draws=10)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
