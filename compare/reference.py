@@ -44,7 +44,7 @@ def load_reference(path: str | Path) -> pd.DataFrame:
 
         try:
             idata = az.from_netcdf(path)
-        except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
+        except Exception as exc:
             raise DataError(f"cannot read NetCDF draws: {exc}", file=str(path)) from None
         if "posterior" not in idata.groups():
             raise DataError("the NetCDF file has no posterior group", file=str(path))

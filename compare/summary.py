@@ -33,7 +33,7 @@ def pareto_khat(draws: np.ndarray) -> float:
     n = x.size
     if n < 20 or np.ptp(x) == 0:
         return math.nan
-    m = int(math.ceil(3 * math.sqrt(n))) if n > 225 else n // 5
+    m = math.ceil(3 * math.sqrt(n)) if n > 225 else n // 5
     khats = []
     for tail in (x, -x):
         tail_sorted = np.sort(tail)

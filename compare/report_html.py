@@ -1,0 +1,223 @@
+"""One self-contained HTML report: verdict, table, forest plots and posterior densities.
+
+Plots are drawn with matplotlib (Agg) as inline SVG: the file needs nothing else to render.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["render_html", "write_html"]
+
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1100px;
+color:#222;padding:0 1em}
+h1{font-size:1.5em} h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #ddd}
+.verdict{font-size:1.4em;font-weight:bold;padding:.5em 1em;border-radius:6px;display:inline-block}
+.match{background:#e3f4e1;color:#1b5e20}.mismatch{background:#fde0dc;color:#b71c1c}
+.inconclusive{background:#fff4d6;color:#8a5a00}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}
+th{background:#f4f4f4} td.l,th.l{text-align:left} tr.flag td{background:#fde0dc}
+.bad{color:#b71c1c;font-weight:bold} .ok{color:#1b5e20}
+figure{margin:1em 0} svg{max-width:100%;height:auto}
+"""
+
+
+def _fmt(x) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    a = abs(x)
+    if a != 0 and (a >= 1e5 or a < 1e-3):
+        return f"{x:.3e}"
+    return f"{x:.4g}"
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _forest(comparison) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    table = comparison.table()
+    if not len(table):
+        return ""
+    sources = list(dict.fromkeys(table["source"]))
+    variables = list(dict.fromkeys(table["variable"]))
+    heights = [max(1, len(set(table[table["variable"] == v]["parameter"]))) for v in variables]
+    fig, axes = plt.subplots(
+        len(variables), 1, figsize=(8, 0.9 + 0.28 * sum(heights) + 0.35 * len(variables)),
+        gridspec_kw={"height_ratios": heights}, squeeze=False,
+    )
+    for ax, var in zip(axes[:, 0], variables, strict=True):
+        sub = table[table["variable"] == var]
+        params = list(dict.fromkeys(sub["parameter"]))
+        for j, source in enumerate(sources):
+            rows = sub[sub["source"] == source].set_index("parameter")
+            offset = (j - (len(sources) - 1) / 2) * 0.8 / max(1, len(sources))
+            for i, p in enumerate(params):
+                if p not in rows.index:
+                    continue
+                r = rows.loc[p]
+                y = len(params) - 1 - i + offset
+                color = COLORS[j % len(COLORS)]
+                if not (math.isnan(r["q05"]) or math.isnan(r["q95"])):
+                    ax.plot([r["q05"], r["q95"]], [y, y], color=color, lw=1.2)
+                    ax.plot([r["q50"]], [y], "o", color=color, ms=3)
+                else:
+                    ax.errorbar([r["mean"]], [y], xerr=[[2 * r["sd"]], [2 * r["sd"]]],
+                                fmt="s", color=color, ms=3, lw=1.2)
+        ax.set_yticks(range(len(params)))
+        ax.set_yticklabels(list(reversed(params)), fontsize=7)
+        ax.set_title(var, fontsize=9, loc="left")
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    handles = [plt.Line2D([], [], color=COLORS[j % len(COLORS)], marker="o", lw=1.2)
+               for j in range(len(sources))]
+    fig.legend(handles, sources, loc="upper right", fontsize=8, ncol=len(sources))
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    return _svg(fig)
+
+
+def _densities(comparison) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from scipy.stats import gaussian_kde
+
+    sampled = {n: s for n, s in comparison.sources.items() if s.idata is not None}
+    if not sampled:
+        return ""
+    first = next(iter(sampled.values())).idata.posterior
+    scalars = [v for v in first.data_vars if first[v].ndim == 2]
+    if not scalars:
+        return ""
+    cols = min(3, len(scalars))
+    rows = math.ceil(len(scalars) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.4 * rows), squeeze=False)
+    names = list(comparison.sources)
+    for ax, var in zip(axes.flat, scalars, strict=False):
+        for name, source in comparison.sources.items():
+            color = COLORS[names.index(name) % len(COLORS)]
+            if source.idata is not None and var in source.idata.posterior:
+                x = np.asarray(source.idata.posterior[var]).reshape(-1)
+                x = x[np.isfinite(x)]
+                lo, hi = np.quantile(x, [0.001, 0.999])
+                grid = np.linspace(lo, hi, 200)
+                if np.ptp(x) > 0:
+                    ax.plot(grid, gaussian_kde(x)(grid), color=color, lw=1.3, label=name)
+            elif source.summary is not None and var in source.summary.index:
+                ax.axvline(float(source.summary.loc[var, "mean"]), color=color, ls="--",
+                           lw=1, label=f"{name} mean")
+        ax.set_title(var, fontsize=9, loc="left")
+        ax.tick_params(labelsize=7)
+        ax.set_yticks([])
+    for ax in list(axes.flat)[len(scalars):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def render_html(comparison) -> str:
+    """The report as one HTML string."""
+    esc = html.escape
+    v = comparison.verdict
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>crossppl: {esc(comparison.model)} – {esc(v.kind)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>crossppl compare: {esc(comparison.model)}</h1>",
+        f"<div class='verdict {esc(v.kind)}' id='verdict'>{esc(v.kind.upper())}</div>",
+        "<ul>" + "".join(f"<li>{esc(r)}</li>" for r in v.reasons) + "</ul>",
+        "<h2>Sources</h2><table><tr><th class='l'>source</th><th class='l'>engine</th>"
+        "<th>seconds</th><th>R-hat max</th><th>ESS min</th><th>divergences</th>"
+        "<th class='l'>status</th></tr>",
+    ]
+    for s in comparison.sources.values():
+        d = s.diagnostics
+        status = ("<span class='ok'>ok</span>" if s.ok else
+                  f"<span class='bad'>{esc(s.problem)}</span>")
+        parts.append(
+            f"<tr><td class='l'>{esc(s.name)}</td><td class='l'>{esc(s.engine or s.kind)}</td>"
+            f"<td>{s.seconds:.1f}</td><td>{_fmt(d.r_hat_max) if d else '–'}</td>"
+            f"<td>{_fmt(d.ess_bulk_min) if d else '–'}</td>"
+            f"<td>{d.divergences if d else '–'}</td><td class='l'>{status}</td></tr>"
+        )
+    parts.append("</table>")
+    if comparison.density is not None:
+        parts.append(f"<h2>Log density at {comparison.density.n_points} shared points</h2>"
+                     "<table><tr><th class='l'>pair</th><th>spread of difference</th>"
+                     "<th class='l'>same density?</th></tr>")
+        for r in comparison.density.pairs.itertuples():
+            ok = "<span class='ok'>yes (up to a constant)</span>" if r.constant else (
+                "<span class='bad'>NO</span>")
+            parts.append(f"<tr><td class='l'>{esc(r.pair)}</td><td>{r.spread:.2e}</td>"
+                         f"<td class='l'>{ok}</td></tr>")
+        parts.append("</table>")
+    for note in comparison.notes:
+        parts.append(f"<p>Note: {esc(note)}</p>")
+    forest = _forest(comparison)
+    if forest:
+        parts.append("<h2>Forest plot (median and 5–95% interval per source)</h2>"
+                     f"<figure id='forest'>{forest}</figure>")
+    dens = _densities(comparison)
+    if dens:
+        parts.append("<h2>Posterior densities of the scalar parameters</h2>"
+                     f"<figure id='densities'>{dens}</figure>")
+    table = comparison.table()
+    flagged = {p for p, _ in comparison.flagged()}
+    parts.append("<h2>Summary table</h2><table><tr><th class='l'>parameter</th>"
+                 "<th class='l'>source</th><th>mean</th><th>sd</th><th>MCSE</th><th>5%</th>"
+                 "<th>50%</th><th>95%</th><th>ESS bulk</th><th>R-hat</th></tr>")
+    for r in table.itertuples():
+        cls = " class='flag'" if r.parameter in flagged else ""
+        parts.append(
+            f"<tr{cls}><td class='l'>{esc(str(r.parameter))}</td><td class='l'>{esc(r.source)}"
+            f"</td><td>{_fmt(r.mean)}</td><td>{_fmt(r.sd)}</td><td>{_fmt(r.mcse_mean)}</td>"
+            f"<td>{_fmt(r.q05)}</td><td>{_fmt(r.q50)}</td><td>{_fmt(r.q95)}</td>"
+            f"<td>{_fmt(r.ess_bulk)}</td><td>{_fmt(r.r_hat)}</td></tr>"
+        )
+    parts.append("</table>")
+    rejected = comparison.tests[comparison.tests["reject"]] if len(comparison.tests) else None
+    n = int((comparison.tests["note"] == "").sum()) if len(comparison.tests) else 0
+    parts.append(f"<h2>Tests</h2><p>{n} z-tests of mean, sd and 5/50/95% quantiles, scaled by "
+                 f"their Monte Carlo standard errors; family-wise alpha {comparison.alpha} "
+                 "(Holm).</p>")
+    if rejected is not None and len(rejected):
+        parts.append("<table><tr><th class='l'>parameter</th><th class='l'>statistic</th>"
+                     "<th class='l'>pair</th><th>z</th><th>p</th></tr>")
+        for r in rejected.sort_values("p").itertuples():
+            parts.append(f"<tr class='flag'><td class='l'>{esc(str(r.parameter))}</td>"
+                         f"<td class='l'>{esc(r.statistic)}</td><td class='l'>{esc(r.pair)}</td>"
+                         f"<td>{r.z:.2f}</td><td>{r.p:.2e}</td></tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_html(comparison, path: str | Path) -> Path:
+    """Write the HTML report atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(render_html(comparison), encoding="utf-8")
+    tmp.replace(path)
+    return path

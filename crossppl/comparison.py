@@ -1,0 +1,168 @@
+"""``crossppl.compare``: fit a spec on several backends (and hand-written programs), then decide
+with calibrated statistics whether their posteriors agree."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from crossppl.api import fit, load_spec
+from crossppl.config import FitConfig
+from crossppl.errors import ConfigError, CrossPPLError
+from crossppl.models.ir import Model
+
+__all__ = ["DENSITY_POINTS", "compare"]
+
+#: Points at which the programs' log densities are compared.
+DENSITY_POINTS = 20
+
+
+def compare(
+    spec: str | Path | Model,
+    *,
+    backends: Iterable[str] | None = None,
+    reference: str | Path | None = None,
+    alpha: float = 0.05,
+    chains: int = 4,
+    warmup: int = 1000,
+    draws: int = 1000,
+    seed: int = 1,
+    target_accept: float = 0.8,
+    max_treedepth: int = 10,
+    init: str = "uniform",
+    engines: Mapping[str, str] | None = None,
+    parallel: int | None = None,
+    timeout: float | None = None,
+    progress: bool | None = None,
+):
+    """Fit ``spec`` on each backend and compare the posteriors.
+
+    Parameters
+    ----------
+    spec
+        A bundled model's name, a path to a spec, or a loaded model.
+    backends
+        Backend names (default: all of ``crossppl.backends.BACKENDS``).
+    reference
+        A reference posterior: summary JSON/CSV or NetCDF draws (see
+        :mod:`crossppl.compare.reference`).
+    alpha
+        Family-wise false-alarm rate over all agreement tests (Holm).
+    chains, warmup, draws, seed, target_accept, max_treedepth, init
+        Sampler settings shared by all backends (:class:`crossppl.config.FitConfig`).
+    engines
+        Engine per backend, e.g. ``{"stan": "pystan"}``.
+    parallel
+        Fits run at once (default: as many as the cores hold, one core per chain).
+    timeout
+        Seconds after which a backend's fit is stopped and reported as failed.
+    progress
+        Print progress lines to standard error (default: when it is a terminal).
+
+    Returns
+    -------
+    crossppl.compare.result.Comparison
+    """
+    from crossppl.backends import BACKENDS, get_backend
+    from crossppl.compare.agreement import pairwise_tests, pooled_rhat
+    from crossppl.compare.diagnostics import diagnose
+    from crossppl.compare.reference import load_reference
+    from crossppl.compare.result import Comparison
+    from crossppl.compare.summary import summarize
+    from crossppl.compare.verdict import Source, decide
+    from crossppl.runner import FitJob, default_parallel, run_fits, stderr_progress
+
+    if not 0 < alpha < 1:
+        raise ConfigError(f"alpha must be strictly between 0 and 1, found {alpha!r}",
+                          entry="alpha")
+    model = load_spec(spec)
+    names = list(backends) if backends is not None else list(BACKENDS)
+    for name in names:
+        get_backend(name)  # unknown names fail here, before any fit
+    engines = dict(engines or {})
+    config = FitConfig(chains=chains, warmup=warmup, draws=draws, seed=seed,
+                       target_accept=target_accept, max_treedepth=max_treedepth, init=init,
+                       progress=False)
+    ref_table = load_reference(reference) if reference is not None else None
+    show = sys.stderr.isatty() if progress is None else progress
+    jobs = [
+        FitJob(name, fit, {
+            "spec": model, "backend": name, "engine": engines.get(name), "chains": chains,
+            "warmup": warmup, "draws": draws, "seed": seed, "target_accept": target_accept,
+            "max_treedepth": max_treedepth, "init": init, "progress": False,
+        })
+        for name in names
+    ]
+    outcomes = run_fits(
+        jobs,
+        parallel=parallel or default_parallel(chains),
+        timeout=timeout,
+        progress=stderr_progress if show else None,
+    )
+    sources: dict[str, Source] = {}
+    for name in names:
+        out = outcomes[name]
+        if not out.ok:
+            sources[name] = Source(name, "generated", engine=engines.get(name, ""), ran=False,
+                                   seconds=out.seconds, error=out.error)
+            continue
+        summary = summarize(out.idata.posterior)
+        attrs = dict(out.idata.posterior.attrs)
+        sources[name] = Source(
+            name, "generated", engine=str(attrs.get("engine", "")), seconds=out.seconds,
+            diagnostics=diagnose(out.idata, summary), summary=summary, idata=out.idata,
+            attrs=attrs,
+        )
+    if ref_table is not None:
+        sources["reference"] = Source("reference", "reference", summary=ref_table,
+                                      attrs={"file": str(reference)})
+    density, notes = _density_check(model, sources)
+    healthy = {n: s.summary for n, s in sources.items() if s.ok and s.summary is not None}
+    tests = pairwise_tests(healthy, alpha=alpha)
+    sampled = {n: s.idata.posterior for n, s in sources.items() if s.ok and s.idata is not None}
+    pooled = pooled_rhat(sampled) if len(sampled) >= 2 else pooled_rhat_empty()
+    verdict = decide(list(sources.values()), tests, density)
+    return Comparison(
+        model=model.name, verdict=verdict, sources=sources, tests=tests, density=density,
+        pooled=pooled, alpha=alpha, notes=notes, settings=config.as_attrs(),
+    )
+
+
+def pooled_rhat_empty():
+    """An empty pooled R-hat table."""
+    import pandas as pd
+
+    return pd.DataFrame(columns=["parameter", "r_hat", "flagged"])
+
+
+def _density_check(model: Model, sources):
+    """Evaluate every generated program's log density at draws of the first healthy fit."""
+    from crossppl.backends import get_backend
+    from crossppl.compare.density import check_density
+
+    donor = next((s for s in sources.values() if s.ok and s.idata is not None), None)
+    if donor is None:
+        return None, ["log densities not compared: no fit produced draws"]
+    post = donor.idata.posterior
+    flat = post.stack(sample=("chain", "draw"))
+    n = min(DENSITY_POINTS, flat.sizes["sample"])
+    pick = np.linspace(0, flat.sizes["sample"] - 1, n).astype(int)
+    points = {
+        p.name: np.moveaxis(flat[p.name].isel(sample=pick).values, -1, 0)
+        for p in model.parameters
+    }
+    logps, notes = {}, []
+    for name, source in sources.items():
+        if source.kind != "generated" or not source.ran:
+            continue
+        backend = get_backend(name)
+        try:
+            logps[name] = np.asarray(backend.log_density(model, backend.emit(model), points))
+        except CrossPPLError as exc:
+            notes.append(f"log density of {name} not evaluated: {exc}")
+    if len(logps) < 2:
+        return None, [*notes, "log densities not compared: fewer than two programs evaluated"]
+    return check_density(logps), notes
