@@ -71,7 +71,8 @@ def test_converter_gives_canonical_names_dims_coords_and_attrs(rats):
     )
     assert set(idata.groups()) == {"posterior", "sample_stats", "observed_data"}
     assert idata.posterior["alpha"].dims == ("chain", "draw", "rat")
-    assert list(idata.posterior["week"].values) == [8, 15, 22, 29, 36]
+    assert list(idata.observed_data["week"].values) == [8, 15, 22, 29, 36]
+    assert list(idata.posterior["rat"].values) == list(range(30))
     assert idata.observed_data["y"].dims == ("rat", "week")
     assert idata.sample_stats["diverging"].dtype == bool
     attrs = idata.posterior.attrs
