@@ -8,6 +8,7 @@ import importlib.metadata
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -20,6 +21,7 @@ __all__ = [
     "Backend",
     "Draws",
     "Generator",
+    "UserProgram",
     "model_data",
     "program_hash",
     "to_inference_data",
@@ -60,6 +62,48 @@ class Generator:
                 f"the distribution {dist.name} with parameterization {dist.parameterization!r}",
             )
         return rule
+
+
+@dataclass(frozen=True)
+class UserProgram:
+    """A hand-written program to hold against the spec (a paper's Stan file, a user's port).
+
+    Parameters
+    ----------
+    backend
+        The PPL it is written in (``stan``, ``pymc``, ``numpyro``).
+    path
+        A ``.stan`` file, or a ``.py`` file holding ``entry``.
+    entry
+        For Python files: the function that builds the PyMC model or IS the NumPyro model.
+        It is called with the spec's data BY NAME: each of its parameters named like a spec
+        data variable (or ``N_<dim>``, or ``coords``) receives that value; for Stan, the data
+        block's variables are filled the same way (index data 1-based).
+    names
+        Program name -> spec name, for variables whose names differ from the spec's. Variables
+        neither in the spec nor in ``names`` are left out of the comparison.
+    label
+        Name of this program in reports (default: the file's stem).
+    """
+
+    backend: str
+    path: Path
+    entry: str | None = None
+    names: tuple[tuple[str, str], ...] = ()
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        """The label used in reports."""
+        return self.label or Path(self.path).stem
+
+    def rename(self, program_name: str) -> str:
+        """The spec's name of ``program_name``."""
+        return dict(self.names).get(program_name, program_name)
+
+    def source(self) -> str:
+        """The program's text."""
+        return Path(self.path).read_text()
 
 
 @dataclass
@@ -109,6 +153,27 @@ class Backend(ABC):
         space, WITHOUT the Jacobian of any transform. Normalizing constants may be dropped (Stan's
         ``~`` drops them), so compare differences between points, not values.
         """
+
+    def sample_user(
+        self, model: Model, program: UserProgram, config: FitConfig, engine: str
+    ) -> Draws:
+        """Fit a hand-written program; ``posterior`` keys are the SPEC's names (see
+        :attr:`UserProgram.names`), holding only the variables the spec also has."""
+        raise NotYetTranslated(self.name, "hand-written programs")
+
+    def log_density_user(
+        self, model: Model, program: UserProgram, points: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
+        """:meth:`log_density` of a hand-written program; ``points`` use the spec's names."""
+        raise NotYetTranslated(self.name, "log densities of hand-written programs")
+
+    def log_density_terms(
+        self, model: Model, program: str | UserProgram, points: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray] | None:
+        """Per-variable terms of :meth:`log_density` (spec names -> ``(n,)``: the log density
+        of each parameter's prior and each observed variable's likelihood), or None where the
+        engine does not expose them."""
+        return None
 
     def default_engine(self) -> str:
         """The engine used when none is asked for."""
@@ -160,11 +225,13 @@ def to_inference_data(
     backend: Backend,
     program: str,
     config: FitConfig,
+    partial: bool = False,
 ):
     """Convert an engine's :class:`Draws` into canonical :class:`arviz.InferenceData`.
 
     Every backend goes through this one function, so names, dims, coords, groups and attrs are
     the same whatever the engine. A draw array of the wrong shape is an :class:`EngineError`.
+    ``partial`` (hand-written programs) allows variables of the spec to be missing.
     """
     import arviz as az
 
@@ -173,6 +240,8 @@ def to_inference_data(
     posterior = {}
     for stmt in model.statements:
         if stmt.name not in draws.posterior:
+            if partial:
+                continue
             raise EngineError(backend.name, draws.engine, f"no draws returned for {stmt.name!r}")
         arr = np.asarray(draws.posterior[stmt.name])
         expected = (config.chains, config.draws, *(model.dim(d).size for d in stmt.dims))

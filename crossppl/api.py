@@ -10,7 +10,7 @@ from crossppl.config import FitConfig
 from crossppl.models import Model, bundled_specs
 from crossppl.models import load_spec as _load_spec
 
-__all__ = ["emit", "fit", "list_models", "load_spec", "save_netcdf"]
+__all__ = ["emit", "fit", "fit_program", "list_models", "load_spec", "save_netcdf"]
 
 
 def load_spec(spec: str | Path | Model) -> Model:
@@ -94,6 +94,32 @@ def fit(
     program = impl.emit(model)
     raw = impl.sample(model, program, config, chosen)
     idata = to_inference_data(model, raw, backend=impl, program=program, config=config)
+    if output is not None:
+        save_netcdf(idata, output)
+    return idata
+
+
+def fit_program(
+    spec: str | Path | Model,
+    program,
+    *,
+    engine: str | None = None,
+    output: str | Path | None = None,
+    **settings,
+):
+    """Fit a hand-written program (:class:`crossppl.backends.base.UserProgram`) with the spec's
+    data and the same sampler settings as :func:`fit`; names are mapped to the spec's."""
+    from crossppl.backends import get_backend, to_inference_data
+
+    config = FitConfig(**settings)
+    model = load_spec(spec)
+    impl = get_backend(program.backend)
+    chosen = impl.check_engine(engine)
+    raw = impl.sample_user(model, program, config, chosen)
+    raw.extra_attrs.setdefault("program_file", str(program.path))
+    idata = to_inference_data(
+        model, raw, backend=impl, program=program.source(), config=config, partial=True
+    )
     if output is not None:
         save_netcdf(idata, output)
     return idata
