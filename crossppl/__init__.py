@@ -19,8 +19,10 @@ __all__ = [
     "NotYetTranslated",
     "SpecError",
     "__version__",
+    "compare",
     "emit",
     "fit",
+    "fit_program",
     "list_models",
     "load_spec",
 ]
@@ -28,8 +30,12 @@ __all__ = [
 
 def __getattr__(name: str):
     # Keep `import crossppl` light: the API (and the PPLs behind it) load on first use.
-    if name in ("emit", "fit", "list_models", "load_spec"):
+    if name in ("emit", "fit", "fit_program", "list_models", "load_spec"):
         from crossppl import api
 
         return getattr(api, name)
+    if name in ("compare", "testing"):
+        import importlib
+
+        return importlib.import_module(f"crossppl.{name}")
     raise AttributeError(f"module 'crossppl' has no attribute {name!r}")

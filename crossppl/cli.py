@@ -44,18 +44,49 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--engine", help="engine running the program (default: the backend's "
                      "first available: stan cmdstanpy|pystan, pymc nutpie|pymc, numpyro)")
     fit.add_argument("--output", "-o", help="write the InferenceData to this NetCDF file")
+    _sampler_options(fit, defaults, INIT_STRATEGIES)
+
+    cmp = sub.add_parser(
+        "compare",
+        help="fit a spec on several backends (and hand-written programs) and decide whether "
+        "the posteriors agree; exit 0 match, 1 mismatch, 3 inconclusive, 2 bad input",
+    )
+    cmp.add_argument("spec", help=spec_help)
+    cmp.add_argument("--backends", default=",".join(BACKEND_NAMES),
+                     help="comma-separated backends (default: all); 'none' for none")
+    cmp.add_argument("--program", action="append", default=[], metavar="BACKEND=PATH[:ENTRY]",
+                     help="a hand-written program, e.g. stan=my_rats.stan or "
+                     "pymc=my_port.py:build_model (repeatable)")
+    cmp.add_argument("--rename", action="append", default=[], metavar="THEIRS=OURS",
+                     help="a hand-written program's variable name -> the spec's (repeatable)")
+    cmp.add_argument("--reference", help="reference posterior: summary .json/.csv or draws .nc")
+    cmp.add_argument("--engine", action="append", default=[], metavar="BACKEND=ENGINE",
+                     help="engine for a backend, e.g. stan=pystan (repeatable)")
+    cmp.add_argument("--alpha", type=float, default=0.05,
+                     help="family-wise false-alarm rate of the tests (Holm; default 0.05)")
+    cmp.add_argument("--json", help="write the JSON report here")
+    cmp.add_argument("--html", help="write the self-contained HTML report here")
+    cmp.add_argument("--save-reference", metavar="PATH",
+                     help="store the first healthy backend's summaries as a reference file")
+    cmp.add_argument("--timeout", type=float, help="stop a backend's fit after this many s")
+    cmp.add_argument("--parallel", type=int, help="fits at once (default: cores / chains)")
+    _sampler_options(cmp, defaults, INIT_STRATEGIES, progress_option=True)
+    return parser
+
+
+def _sampler_options(p, defaults, inits, progress_option: bool = True) -> None:
+    fit = p
     fit.add_argument("--chains", type=int, default=defaults.chains)
     fit.add_argument("--warmup", type=int, default=defaults.warmup)
     fit.add_argument("--draws", type=int, default=defaults.draws)
     fit.add_argument("--seed", type=int, default=defaults.seed)
     fit.add_argument("--target-accept", type=float, default=defaults.target_accept)
     fit.add_argument("--max-treedepth", type=int, default=defaults.max_treedepth)
-    fit.add_argument("--init", choices=INIT_STRATEGIES, default=defaults.init)
+    fit.add_argument("--init", choices=inits, default=defaults.init)
     progress = fit.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="show a progress bar (default: when stderr is a terminal)")
     progress.add_argument("--no-progress", dest="progress", action="store_false")
-    return parser
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -124,7 +155,58 @@ def _print_fit_summary(idata) -> None:
         print(f"(not shown: {', '.join(vectors)}; see the NetCDF output or az.summary)")
 
 
-COMMANDS = {"list": _cmd_list, "emit": _cmd_emit, "fit": _cmd_fit}
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    from crossppl.errors import ConfigError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ConfigError(f"{option} takes KEY=VALUE, found {item!r}", entry=option)
+        out[key] = value
+    return out
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from crossppl.comparison import compare
+
+    backends = [] if args.backends.strip() == "none" else [
+        b.strip() for b in args.backends.split(",") if b.strip()
+    ]
+    result = compare(
+        args.spec,
+        backends=backends,
+        programs=args.program,
+        names=_pairs(args.rename, "--rename"),
+        reference=args.reference,
+        alpha=args.alpha,
+        engines=_pairs(args.engine, "--engine"),
+        chains=args.chains,
+        warmup=args.warmup,
+        draws=args.draws,
+        seed=args.seed,
+        target_accept=args.target_accept,
+        max_treedepth=args.max_treedepth,
+        init=args.init,
+        parallel=args.parallel,
+        timeout=args.timeout,
+        progress=args.progress,
+    )
+    sys.stdout.write(result.to_text())
+    for path, writer in ((args.json, result.write_json), (args.html, result.write_html)):
+        if path:
+            writer(path)
+            print(f"wrote {path}")
+    if args.save_reference:
+        try:
+            result.save_reference(args.save_reference)
+            print(f"wrote {args.save_reference}")
+        except ValueError as exc:
+            print(f"crossppl: no reference saved: {exc}", file=sys.stderr)
+    return result.exit_code
+
+
+COMMANDS = {"list": _cmd_list, "emit": _cmd_emit, "fit": _cmd_fit, "compare": _cmd_compare}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from crossppl.api import fit, load_spec
+from crossppl.api import fit, fit_program, load_spec
+from crossppl.backends.base import UserProgram
 from crossppl.config import FitConfig
 from crossppl.errors import ConfigError, CrossPPLError
 from crossppl.models.ir import Model
@@ -24,6 +25,8 @@ def compare(
     spec: str | Path | Model,
     *,
     backends: Iterable[str] | None = None,
+    programs: Iterable[str | UserProgram] | Mapping[str, str | UserProgram] | None = None,
+    names: Mapping[str, str] | None = None,
     reference: str | Path | None = None,
     alpha: float = 0.05,
     chains: int = 4,
@@ -45,7 +48,13 @@ def compare(
     spec
         A bundled model's name, a path to a spec, or a loaded model.
     backends
-        Backend names (default: all of ``crossppl.backends.BACKENDS``).
+        Backend names (default: all of ``crossppl.backends.BACKENDS``; ``[]`` for none).
+    programs
+        Hand-written programs to hold against the spec: :class:`UserProgram` objects or
+        strings ``"BACKEND=PATH[:ENTRY]"`` (``"stan=my_rats.stan"``,
+        ``"pymc=my_port.py:build_model"``); a mapping gives each its report label.
+    names
+        Program name -> spec name, for the string-given programs whose names differ.
     reference
         A reference posterior: summary JSON/CSV or NetCDF draws (see
         :mod:`crossppl.compare.reference`).
@@ -79,22 +88,32 @@ def compare(
         raise ConfigError(f"alpha must be strictly between 0 and 1, found {alpha!r}",
                           entry="alpha")
     model = load_spec(spec)
-    names = list(backends) if backends is not None else list(BACKENDS)
-    for name in names:
+    backend_names = list(backends) if backends is not None else list(BACKENDS)
+    for name in backend_names:
         get_backend(name)  # unknown names fail here, before any fit
     engines = dict(engines or {})
     config = FitConfig(chains=chains, warmup=warmup, draws=draws, seed=seed,
                        target_accept=target_accept, max_treedepth=max_treedepth, init=init,
-                       progress=False)
+                       progress=False)  # validates the settings before any fit starts
+    user = parse_programs(programs, names)
+    clash = sorted(set(backend_names) & set(user))
+    if clash:
+        raise ConfigError(f"program label {clash[0]!r} is also a backend; label it otherwise",
+                          entry="programs")
     ref_table = load_reference(reference) if reference is not None else None
     show = sys.stderr.isatty() if progress is None else progress
+    settings = {"chains": chains, "warmup": warmup, "draws": draws, "seed": seed,
+                "target_accept": target_accept, "max_treedepth": max_treedepth, "init": init,
+                "progress": False}
     jobs = [
-        FitJob(name, fit, {
-            "spec": model, "backend": name, "engine": engines.get(name), "chains": chains,
-            "warmup": warmup, "draws": draws, "seed": seed, "target_accept": target_accept,
-            "max_treedepth": max_treedepth, "init": init, "progress": False,
-        })
-        for name in names
+        FitJob(name, fit, {"spec": model, "backend": name, "engine": engines.get(name),
+                           **settings})
+        for name in backend_names
+    ]
+    jobs += [
+        FitJob(label, fit_program, {"spec": model, "program": prog,
+                                    "engine": engines.get(label), **settings})
+        for label, prog in user.items()
     ]
     outcomes = run_fits(
         jobs,
@@ -103,23 +122,24 @@ def compare(
         progress=stderr_progress if show else None,
     )
     sources: dict[str, Source] = {}
-    for name in names:
+    for name in [*backend_names, *user]:
         out = outcomes[name]
+        kind = "program" if name in user else "generated"
         if not out.ok:
-            sources[name] = Source(name, "generated", engine=engines.get(name, ""), ran=False,
+            sources[name] = Source(name, kind, engine=engines.get(name, ""), ran=False,
                                    seconds=out.seconds, error=out.error)
             continue
         summary = summarize(out.idata.posterior)
         attrs = dict(out.idata.posterior.attrs)
         sources[name] = Source(
-            name, "generated", engine=str(attrs.get("engine", "")), seconds=out.seconds,
+            name, kind, engine=str(attrs.get("engine", "")), seconds=out.seconds,
             diagnostics=diagnose(out.idata, summary), summary=summary, idata=out.idata,
             attrs=attrs,
         )
     if ref_table is not None:
         sources["reference"] = Source("reference", "reference", summary=ref_table,
                                       attrs={"file": str(reference)})
-    density, notes = _density_check(model, sources)
+    density, notes = _density_check(model, sources, user)
     healthy = {n: s.summary for n, s in sources.items() if s.ok and s.summary is not None}
     tests = pairwise_tests(healthy, alpha=alpha)
     sampled = {n: s.idata.posterior for n, s in sources.items() if s.ok and s.idata is not None}
@@ -138,8 +158,48 @@ def pooled_rhat_empty():
     return pd.DataFrame(columns=["parameter", "r_hat", "flagged"])
 
 
-def _density_check(model: Model, sources):
-    """Evaluate every generated program's log density at draws of the first healthy fit."""
+def parse_programs(programs, names: Mapping[str, str] | None) -> dict[str, UserProgram]:
+    """Normalize ``programs`` to ``{label: UserProgram}``."""
+    if programs is None:
+        return {}
+    items = programs.items() if isinstance(programs, Mapping) else [(None, p) for p in programs]
+    out: dict[str, UserProgram] = {}
+    for label, prog in items:
+        if isinstance(prog, str):
+            prog = parse_program_arg(prog, names or {})
+        if not isinstance(prog, UserProgram):
+            raise ConfigError(f"a program must be 'BACKEND=PATH[:ENTRY]' or a UserProgram, "
+                              f"found {prog!r:.60}", entry="programs")
+        name = label or prog.name
+        if name in out:
+            name = f"{name}_{len(out)}"
+        out[name] = prog
+    return out
+
+
+def parse_program_arg(text: str, names: Mapping[str, str]) -> UserProgram:
+    """Parse ``"BACKEND=PATH[:ENTRY]"`` into a :class:`UserProgram`."""
+    from crossppl.backends import BACKENDS
+
+    backend, sep, rest = text.partition("=")
+    if not sep or backend not in BACKENDS or not rest:
+        raise ConfigError(
+            f"cannot read the program {text!r}; write BACKEND=PATH[:ENTRY] with BACKEND one of "
+            f"{', '.join(BACKENDS)}, e.g. stan=my_rats.stan or pymc=my_port.py:build_model",
+            entry="program",
+        )
+    path, _, entry = (rest, "", "") if rest.endswith(".stan") else rest.partition(":")
+    if not Path(path).is_file():
+        raise ConfigError(f"program file {path!r} not found", entry="program")
+    if path.endswith(".py") and not entry:
+        raise ConfigError(
+            f"give the function to call in {path}: {backend}={path}:FUNCTION", entry="program"
+        )
+    return UserProgram(backend, Path(path), entry or None, tuple(dict(names).items()))
+
+
+def _density_check(model: Model, sources, user: Mapping[str, UserProgram]):
+    """Evaluate every program's log density at draws of the first healthy fit."""
     from crossppl.backends import get_backend
     from crossppl.compare.density import check_density
 
@@ -147,6 +207,10 @@ def _density_check(model: Model, sources):
     if donor is None:
         return None, ["log densities not compared: no fit produced draws"]
     post = donor.idata.posterior
+    missing = [p.name for p in model.parameters if p.name not in post]
+    if missing:
+        return None, [f"log densities not compared: {donor.name} has no draws of "
+                      f"{', '.join(missing)}"]
     flat = post.stack(sample=("chain", "draw"))
     n = min(DENSITY_POINTS, flat.sizes["sample"])
     pick = np.linspace(0, flat.sizes["sample"] - 1, n).astype(int)
@@ -154,15 +218,24 @@ def _density_check(model: Model, sources):
         p.name: np.moveaxis(flat[p.name].isel(sample=pick).values, -1, 0)
         for p in model.parameters
     }
-    logps, notes = {}, []
+    logps, terms, notes = {}, {}, []
     for name, source in sources.items():
-        if source.kind != "generated" or not source.ran:
+        if source.kind == "reference" or not source.ran:
             continue
-        backend = get_backend(name)
         try:
-            logps[name] = np.asarray(backend.log_density(model, backend.emit(model), points))
+            if name in user:
+                backend = get_backend(user[name].backend)
+                program = user[name]
+                logps[name] = np.asarray(backend.log_density_user(model, program, points))
+            else:
+                backend = get_backend(name)
+                program = backend.emit(model)
+                logps[name] = np.asarray(backend.log_density(model, program, points))
+            found = backend.log_density_terms(model, program, points)
+            if found:
+                terms[name] = found
         except CrossPPLError as exc:
             notes.append(f"log density of {name} not evaluated: {exc}")
     if len(logps) < 2:
         return None, [*notes, "log densities not compared: fewer than two programs evaluated"]
-    return check_density(logps), notes
+    return check_density(logps, terms), notes
