@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import arviz as az
 import numpy as np
@@ -74,14 +75,7 @@ def element_labels(da: xr.DataArray) -> list[str]:
     return [f"{da.name}[{', '.join(str(v) for v in row)}]" for row in grid]
 
 
-def summarize(posterior: xr.Dataset, var_names: list[str] | None = None) -> pd.DataFrame:
-    """One row per scalar element: mean, sd, quantiles, the MCSE of each, ESS, R-hat, k-hat.
-
-    Columns: ``variable, element, mean, sd, q05, q50, q95, mcse_mean, mcse_sd, mcse_q05,
-    mcse_q50, mcse_q95, ess_bulk, ess_tail, r_hat, khat``; the index is the element label.
-    """
-    names = list(var_names or posterior.data_vars)
-    post = posterior[names]
+def _columns(post: xr.Dataset) -> dict[str, xr.Dataset]:
     columns: dict[str, xr.Dataset] = {
         "mean": post.mean(("chain", "draw")),
         "sd": post.std(("chain", "draw"), ddof=1),
@@ -94,6 +88,21 @@ def summarize(posterior: xr.Dataset, var_names: list[str] | None = None) -> pd.D
     for q in QUANTILES:
         columns[_qname(q)] = post.quantile(q, dim=("chain", "draw")).drop_vars("quantile")
         columns[f"mcse_{_qname(q)}"] = az.mcse(post, method="quantile", prob=q)
+    return columns
+
+
+def summarize(posterior: xr.Dataset, var_names: list[str] | None = None) -> pd.DataFrame:
+    """One row per scalar element: mean, sd, quantiles, the MCSE of each, ESS, R-hat, k-hat.
+
+    Columns: ``variable, element, mean, sd, q05, q50, q95, mcse_mean, mcse_sd, mcse_q05,
+    mcse_q50, mcse_q95, ess_bulk, ess_tail, r_hat, khat``; the index is the element label.
+    """
+    names = list(var_names or posterior.data_vars)
+    post = posterior[names]
+    with warnings.catch_warnings():
+        # ArviZ 0.23's numba path of mcse(method="sd") warns on NumPy >= 1.25; not actionable.
+        warnings.filterwarnings("ignore", "Conversion of an array with ndim", DeprecationWarning)
+        columns = _columns(post)
     rows = []
     for name in names:
         da = post[name]

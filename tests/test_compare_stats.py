@@ -1,0 +1,158 @@
+"""The statistics behind the verdict, on synthetic posteriors with known answers."""
+
+from __future__ import annotations
+
+import json
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+from crossppl.compare.agreement import holm, pairwise_tests, pooled_rhat
+from crossppl.compare.density import check_density
+from crossppl.compare.diagnostics import diagnose
+from crossppl.compare.reference import load_reference
+from crossppl.compare.summary import pareto_khat, summarize
+from crossppl.compare.verdict import Source, decide
+
+from crossppl.errors import DataError
+from crossppl.testing import assert_posteriors_match
+
+
+def _idata(seed, shift=0.0, scale=1.0, chains=4, draws=2000, diverging=0, stuck=False):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(chains, draws))
+    b = shift + scale * rng.normal(size=(chains, draws, 8))
+    if stuck:
+        b[0] += 5.0
+    div = np.zeros((chains, draws), bool)
+    div.flat[:diverging] = True
+    energy = rng.normal(size=(chains, draws))
+    return az.from_dict(
+        posterior={"a": a, "b": b},
+        sample_stats={"diverging": div, "energy": energy, "lp": energy},
+        coords={"g": list("abcdefgh")},
+        dims={"b": ["g"]},
+    )
+
+
+def test_holm_matches_the_step_down_rule():
+    p = np.array([0.01, 0.04, 0.03, 0.005])
+    np.testing.assert_array_equal(holm(p, 0.05), [True, False, False, True])
+    assert not holm(np.array([0.02, 0.03]), 0.01).any()
+
+
+def test_pareto_khat_separates_light_and_heavy_tails():
+    rng = np.random.default_rng(1)
+    assert pareto_khat(rng.normal(size=8000)) < 0.3
+    assert pareto_khat(rng.standard_cauchy(size=8000)) > 0.7
+
+
+def test_summary_has_every_element_with_mcse_columns():
+    s = summarize(_idata(0).posterior)
+    assert list(s.index) == ["a", *(f"b[{c}]" for c in "abcdefgh")]
+    for col in ("mean", "sd", "q05", "q50", "q95", "mcse_mean", "mcse_sd", "mcse_q05",
+                "ess_bulk", "ess_tail", "r_hat", "khat"):
+        assert s[col].notna().all(), col
+    assert (s["mcse_mean"] < 0.05).all()
+
+
+def test_same_distribution_gives_no_rejection_and_a_shift_is_caught():
+    same = {"x": summarize(_idata(1).posterior), "y": summarize(_idata(2).posterior)}
+    assert not pairwise_tests(same)["reject"].any()
+    shifted = {"x": same["x"], "z": summarize(_idata(3, shift=0.15).posterior)}
+    rejected = pairwise_tests(shifted).query("reject")
+    assert set(rejected["statistic"]) >= {"mean", "q50"}
+    assert set(rejected["parameter"]) <= {f"b[{c}]" for c in "abcdefgh"}
+
+
+def test_a_wrong_scale_is_caught_by_the_sd_and_tail_quantiles():
+    pair = {"x": summarize(_idata(4).posterior), "y": summarize(_idata(5, scale=1.2).posterior)}
+    rejected = pairwise_tests(pair).query("reject")
+    assert {"sd", "q05", "q95"} <= set(rejected["statistic"])
+
+
+def test_heavy_tails_are_tested_on_quantiles_only():
+    rng = np.random.default_rng(6)
+    heavy = {k: summarize(az.from_dict(posterior={"c": rng.standard_cauchy((4, 2000))}).posterior)
+             for k in ("x", "y")}
+    tests = pairwise_tests(heavy)
+    untested = tests[tests["note"] != ""]
+    assert set(untested["statistic"]) == {"mean", "sd"}
+    assert "Pareto k" in untested["note"].iloc[0]
+
+
+def test_diagnostics_gate_names_what_failed():
+    good = _idata(7)
+    assert diagnose(good, summarize(good.posterior)).ok
+    bad = _idata(8, diverging=3, stuck=True)
+    diag = diagnose(bad, summarize(bad.posterior))
+    assert not diag.ok
+    text = "; ".join(diag.reasons)
+    assert "3 divergent transitions" in text and "R-hat" in text
+
+
+def test_pooled_rhat_flags_disagreeing_sources_only():
+    same = pooled_rhat({"x": _idata(9).posterior, "y": _idata(10).posterior})
+    assert not same["flagged"].any()
+    differ = pooled_rhat({"x": _idata(9).posterior, "y": _idata(11, shift=0.5).posterior})
+    assert differ.set_index("parameter").loc["b[a]", "flagged"]
+
+
+def test_density_check_accepts_constant_offsets_and_names_culprit_terms():
+    rng = np.random.default_rng(12)
+    base = rng.normal(size=20) * 50
+    terms_a = {"mu": rng.normal(size=20), "y": base}
+    terms_b = {"mu": terms_a["mu"] + 3.0, "y": base * 1.01}
+    check = check_density({"a": base, "b": base + 7.5, "c": base * 1.01},
+                          {"a": terms_a, "c": terms_b})
+    ok = check.pairs.set_index("pair")["constant"]
+    assert ok["a vs b"] and not ok["a vs c"]
+    assert check.culprits("a vs c") == ["y"]
+
+
+def test_verdict_precedence():
+    tests = pairwise_tests({"x": summarize(_idata(1).posterior),
+                            "y": summarize(_idata(2).posterior)})
+    ok = [Source("x", "generated"), Source("y", "generated")]
+    assert decide(ok, tests, None).kind == "match"
+    failed = [*ok, Source("z", "generated", ran=False, error="compile error")]
+    verdict = decide(failed, tests, None)
+    assert verdict.kind == "inconclusive" and "z failed to run: compile error" in verdict.reasons
+    density = check_density({"x": np.arange(5.0), "y": np.arange(5.0) ** 2})
+    assert decide(ok, tests, density).kind == "mismatch"
+    assert decide(ok, tests, density).exit_code == 1
+
+
+def test_shipped_rats_reference_reads_with_rounding_in_the_mcse():
+    from importlib.resources import files
+
+    ref = load_reference(files("crossppl.data").joinpath("rats.reference.json"))
+    assert ref.loc["mu_alpha", "mean"] == pytest.approx(106.580)
+    # a reported MCSE of 0.000 still carries the rounding error of the table
+    assert ref.loc["tau_alpha", "mcse_mean"] == pytest.approx(0.0005 / np.sqrt(3))
+    assert ref.loc["mu_beta", "mcse_sd"] > 0
+
+
+def test_reference_csv_and_netcdf_and_errors(tmp_path):
+    csv = tmp_path / "ref.csv"
+    pd.DataFrame({"parameter": ["a"], "mean": [0.0], "sd": [1.0]}).to_csv(csv, index=False)
+    ref = load_reference(csv)
+    assert ref.loc["a", "mcse_mean"] == pytest.approx(0.1)  # documented tolerance_sd
+    nc = tmp_path / "draws.nc"
+    _idata(13).to_netcdf(nc)
+    assert "b[h]" in load_reference(nc).index
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"parameters": {"a": {"mean": 1.0}}}))
+    with pytest.raises(DataError, match="'a' needs at least mean and sd"):
+        load_reference(bad)
+    with pytest.raises(DataError, match="reference file not found"):
+        load_reference(tmp_path / "missing.json")
+
+
+def test_assert_posteriors_match_for_users_test_suites():
+    assert_posteriors_match(_idata(14), _idata(15))
+    with pytest.raises(AssertionError, match=r"(?s)tests rejected.*b\["):
+        assert_posteriors_match(_idata(14), _idata(16, shift=0.2), names=["ok", "shifted"])
+    with pytest.raises(AssertionError, match="diagnostics failed"):
+        assert_posteriors_match(_idata(14), _idata(17, diverging=2))
