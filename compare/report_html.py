@@ -60,7 +60,7 @@ def _forest(comparison) -> str:
         return ""
     sources = list(dict.fromkeys(table["source"]))
     variables = list(dict.fromkeys(table["variable"]))
-    heights = [max(1, len(set(table[table["variable"] == v]["parameter"]))) for v in variables]
+    heights = [max(1.6, len(set(table[table["variable"] == v]["parameter"]))) for v in variables]
     fig, axes = plt.subplots(
         len(variables), 1, figsize=(8, 0.9 + 0.28 * sum(heights) + 0.35 * len(variables)),
         gridspec_kw={"height_ratios": heights}, squeeze=False,
@@ -83,6 +83,7 @@ def _forest(comparison) -> str:
                 else:
                     ax.errorbar([r["mean"]], [y], xerr=[[2 * r["sd"]], [2 * r["sd"]]],
                                 fmt="s", color=color, ms=3, lw=1.2)
+        ax.set_ylim(-0.6, len(params) - 0.4)
         ax.set_yticks(range(len(params)))
         ax.set_yticklabels(list(reversed(params)), fontsize=7)
         ax.set_title(var, fontsize=9, loc="left")
