@@ -69,6 +69,14 @@ STAN_RESERVED = frozenset(
         "lp__",
         "profile",
         "get_lp",
+        "complex_vector",
+        "complex_row_vector",
+        "complex_matrix",
+        "sum_to_zero_vector",
+        "sum_to_zero_matrix",
+        "column_stochastic_matrix",
+        "row_stochastic_matrix",
+        "jacobian",
     ]
 )
 

@@ -1,0 +1,570 @@
+"""The Stan backend: IR -> a readable, vectorized Stan program, fitted with PyStan or CmdStanPy.
+
+The generator writes what a Stan programmer would write by hand:
+
+* 1-D quantities are ``vector[N_dim]`` (integer data ``array[N_dim] int``), 2-D ones
+  ``matrix[N_a, N_b]``; dim sizes are data ``int<lower=1> N_<dim>``.
+* Named dims are broadcast explicitly, as Stan needs: inside a statement over dims ``(a, b)`` a
+  vector over ``a`` becomes ``rep_matrix(v, N_b)``, one over ``b`` ``rep_matrix(v', N_a)``, a
+  ``(b, a)`` matrix ``m'``, and the product of an ``a``-vector and a ``b``-vector is the outer
+  product ``v * w'``. Every sub-expression is computed at its own dims and broadcast only where it
+  meets a bigger one.
+* Distributions come from :data:`DIST_RULES` (one entry per row and parameterization of
+  :data:`crossppl.models.distributions.DISTRIBUTIONS`); sampling statements use ``~``, vectorized,
+  a matrix through ``to_vector``.
+* Parameters get the constraint of their distribution's support; derived quantities used by the
+  model are ``transformed parameters``, the others ``generated quantities``.
+
+Anything without a rule raises :class:`~crossppl.errors.NotYetTranslated`; nothing is dropped.
+The engines that fit the program live in :mod:`crossppl.backends.stan_engines`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from crossppl.models.distributions import DISTRIBUTIONS
+from crossppl.models.ir import (
+    Binary,
+    Call,
+    Const,
+    DataDecl,
+    DerivedDecl,
+    Dist,
+    Expr,
+    Index,
+    Model,
+    ObservedDecl,
+    ParamDecl,
+    Unary,
+    Var,
+    walk,
+)
+
+from crossppl.config import FitConfig
+from crossppl.errors import NotYetTranslated
+
+from .base import Backend, Draws, Generator, model_data
+
+__all__ = [
+    "DIST_RULES",
+    "Code",
+    "StanBackend",
+    "StanDist",
+    "StanGenerator",
+    "stan_data",
+]
+
+# How tightly the outermost operator of a piece of Stan code binds (Stan's precedence table,
+# higher binds tighter): + -, then * /, then .* ./, then unary -, then ^ .^, then postfix '.
+ADD, MUL, ELTWISE, UNARY, POW, POSTFIX, ATOM = 1, 2, 4, 5, 6, 7, 8
+
+
+class Code(str):
+    """Stan source of an expression, with the binding strength of its outermost operator."""
+
+    strength: int
+
+    def __new__(cls, text: str, strength: int = ATOM) -> Code:
+        obj = super().__new__(cls, text)
+        obj.strength = strength
+        return obj
+
+
+def paren(code: str, strength: int) -> Code:
+    """``code``, parenthesized unless its outermost operator binds at least as tightly."""
+    own = getattr(code, "strength", ATOM)
+    return Code(code, own) if own >= strength else Code(f"({code})")
+
+
+@dataclass(frozen=True, slots=True)
+class StanDist:
+    """How Stan writes one (row, parameterization) of the distribution table.
+
+    ``args`` are Stan's arguments in order, each the name of one of the row's arguments, that name
+    wrapped in one function of :data:`ARG_TRANSFORMS` (``"inv_sqrt(tau)"``), or a literal
+    (``"0"``).
+    """
+
+    function: str
+    args: tuple[str, ...]
+
+    def __init__(self, function: str, *args: str) -> None:
+        object.__setattr__(self, "function", function)
+        object.__setattr__(self, "args", args)
+
+
+#: Functions a rule may apply to an argument, with their value (to fold constant arguments).
+ARG_TRANSFORMS: dict[str, Callable[[float], float]] = {
+    "inv_sqrt": lambda v: 1 / math.sqrt(v),
+    "inv": lambda v: 1 / v,
+}
+
+#: (row name, parameterization key) -> how Stan writes it. Every row of the table is covered.
+DIST_RULES: dict[tuple[str, str], StanDist] = {
+    ("normal", "sigma"): StanDist("normal", "mu", "sigma"),
+    ("normal", "tau"): StanDist("normal", "mu", "inv_sqrt(tau)"),
+    ("half_normal", "sigma"): StanDist("normal", "0", "sigma"),
+    ("half_normal", "tau"): StanDist("normal", "0", "inv_sqrt(tau)"),
+    ("student_t", "sigma"): StanDist("student_t", "nu", "mu", "sigma"),
+    ("student_t", "tau"): StanDist("student_t", "nu", "mu", "inv_sqrt(tau)"),
+    ("cauchy", "sigma"): StanDist("cauchy", "mu", "sigma"),
+    ("half_cauchy", "sigma"): StanDist("cauchy", "0", "sigma"),
+    ("lognormal", "sigma"): StanDist("lognormal", "mu", "sigma"),
+    ("lognormal", "tau"): StanDist("lognormal", "mu", "inv_sqrt(tau)"),
+    ("exponential", "rate"): StanDist("exponential", "rate"),
+    ("exponential", "scale"): StanDist("exponential", "inv(scale)"),
+    ("gamma", "rate"): StanDist("gamma", "shape", "rate"),
+    ("gamma", "scale"): StanDist("gamma", "shape", "inv(scale)"),
+    ("inverse_gamma", "scale"): StanDist("inv_gamma", "shape", "scale"),
+    ("beta", "default"): StanDist("beta", "alpha", "beta"),
+    ("uniform", "default"): StanDist("uniform", "lower", "upper"),
+    ("bernoulli", "p"): StanDist("bernoulli", "p"),
+    ("bernoulli", "logit_p"): StanDist("bernoulli_logit", "logit_p"),
+    ("binomial", "p"): StanDist("binomial", "n", "p"),
+    ("binomial", "logit_p"): StanDist("binomial_logit", "n", "logit_p"),
+    ("poisson", "rate"): StanDist("poisson", "rate"),
+    ("poisson", "log_rate"): StanDist("poisson_log", "log_rate"),
+}
+
+_ARG_TEMPLATE = re.compile(r"^(?:(\w+)\()?(\w+)\)?$")
+
+# Binary operators: (operator between scalars, elementwise operator, strength of each).
+_BINARY: dict[str, tuple[str, str, int, int]] = {
+    "add": ("+", "+", ADD, ADD),
+    "sub": ("-", "-", ADD, ADD),
+    "mul": ("*", ".*", MUL, ELTWISE),
+    "div": ("/", "./", MUL, ELTWISE),
+    "pow": ("^", ".^", POW, POW),
+}
+
+# Spec functions that Stan writes with the same name, vectorized over vectors and matrices.
+_FUNCTIONS = {name: name for name in ("exp", "log", "sqrt", "inv_logit", "logit", "abs")}
+
+_RANK_HINT = (
+    "the Stan backend writes quantities of up to 2 dims (vector, matrix); "
+    "reshape the model to 2 dims or use another backend"
+)
+
+
+def _literal(value: float | int) -> Code:
+    """A numeric literal as Stan reads it (integers beyond Stan's 32-bit int as reals)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**31:
+        text = str(value)
+    else:
+        text = repr(float(value))
+    return Code(text, UNARY if text.startswith("-") else ATOM)
+
+
+def _nice(value: float) -> str | None:
+    """``value`` written with at most 6 significant digits, if that is exact; else None."""
+    text = f"{value:.6g}"
+    return text if float(text) == value and "e" not in text else None
+
+
+class StanGenerator(Generator):
+    """Writes a :class:`~crossppl.models.ir.Model` as a Stan program; see the module docstring."""
+
+    backend: ClassVar[str] = "stan"
+    DIST_RULES: ClassVar[Mapping[tuple[str, str], StanDist]] = DIST_RULES
+
+    def __init__(self, model: Model) -> None:
+        super().__init__(model)
+        self.derived = {d.name: d for d in model.derived}
+        self.data_decls = {d.name: d for d in model.data}
+
+    # -- the program ----------------------------------------------------------------------------
+    def program(self) -> str:
+        """The whole Stan program."""
+        model = self.model
+        tparams = self.transformed_parameters()
+        blocks = [
+            ("data", self.data_block()),
+            ("parameters", [self.param_decl(p) for p in model.parameters]),
+            (
+                "transformed parameters",
+                [self.derived_decl(d) for d in model.derived if d.name in tparams],
+            ),
+            ("model", self.model_block()),
+            (
+                "generated quantities",
+                [self.derived_decl(d) for d in model.derived if d.name not in tparams],
+            ),
+        ]
+        out = self.header()
+        for name, lines in blocks:
+            if not lines:
+                continue
+            out.append(f"{name} {{")
+            out.extend(f"  {line}" if line else "" for line in lines)
+            out.append("}")
+        return "\n".join(out) + "\n"
+
+    def header(self) -> list[str]:
+        """A short comment naming the model, its source and crossppl."""
+        model = self.model
+
+        def one_line(text: str) -> str:
+            return " ".join(text.split())
+
+        lines = [f"// {model.name}" + (f": {one_line(model.description)}" if model.description
+                                       else "")]
+        if model.source:
+            lines.append(f"// Source: {one_line(model.source)}")
+        spec = Path(model.path).name if model.path else "a spec"
+        lines.append(f"// Generated by crossppl from {spec}; edit the spec, not this program.")
+        return lines
+
+    def transformed_parameters(self) -> set[str]:
+        """Derived quantities the model block needs (directly or through other derived ones)."""
+        needed: set[str] = set()
+        stack = [
+            node.name
+            for stmt in (*self.model.parameters, *self.model.observed)
+            for node in walk(stmt.dist)
+            if isinstance(node, Var) and node.name in self.derived
+        ]
+        while stack:
+            name = stack.pop()
+            if name in needed:
+                continue
+            needed.add(name)
+            stack.extend(
+                node.name
+                for node in walk(self.derived[name].expr)
+                if isinstance(node, Var) and node.name in self.derived
+            )
+        return needed
+
+    # -- declarations ---------------------------------------------------------------------------
+    def container(self, dims: tuple[str, ...], what: str, bounds: str = "") -> str:
+        """The Stan type of a real quantity over ``dims``: real, vector or matrix."""
+        self.check_rank(dims, what)
+        sizes = ", ".join(f"N_{d}" for d in dims)
+        if not dims:
+            return f"real{bounds}"
+        if len(dims) == 1:
+            return f"vector{bounds}[{sizes}]"
+        return f"matrix{bounds}[{sizes}]"
+
+    def check_rank(self, dims: tuple[str, ...], what: str) -> None:
+        if len(dims) > 2:
+            raise NotYetTranslated(self.backend, f"{what} with {len(dims)} dims {dims}",
+                                   _RANK_HINT)
+
+    def data_block(self) -> list[str]:
+        lines = [f"int<lower=1> N_{d.name};" for d in self.model.dims]
+        observed = {o.name: o for o in self.model.observed}
+        for decl in self.model.data:
+            lines.append(f"{self.data_type(decl, observed.get(decl.name))} {decl.name};")
+        return lines
+
+    def data_type(self, decl: DataDecl, observed: ObservedDecl | None) -> str:
+        what = f"the data {decl.name!r}"
+        self.check_rank(decl.dims, what)
+        sizes = ", ".join(f"N_{d}" for d in decl.dims)
+        support = DISTRIBUTIONS[observed.dist.name].support if observed else None
+        kind = support.kind if support else None
+        if decl.kind == "index":
+            bounds = f"<lower=1, upper=N_{decl.indexes}>"
+        else:  # observed data: the support of its distribution, checked by Stan too
+            bounds = {"binary": "<lower=0, upper=1>", "unit": "<lower=0, upper=1>",
+                      "count": "<lower=0>", "bounded_count": "<lower=0>",
+                      "positive": "<lower=0>"}.get(kind or "", "")
+        if decl.kind == "real":
+            return self.container(decl.dims, what, bounds)
+        return f"array[{sizes}] int{bounds}" if decl.dims else f"int{bounds}"
+
+    def param_decl(self, param: ParamDecl) -> str:
+        support = DISTRIBUTIONS[param.dist.name].support
+        if support.kind == "positive":
+            bounds = "<lower=0>"
+        elif support.kind == "unit":
+            bounds = "<lower=0, upper=1>"
+        elif support.kind == "interval":
+            lower = self.bound(param, support.lower)
+            upper = self.bound(param, support.upper)
+            bounds = f"<lower={lower}, upper={upper}>"
+        elif support.kind == "real":
+            bounds = ""
+        else:
+            raise NotYetTranslated(
+                self.backend, f"a parameter with {support.kind} support ({param.name})"
+            )
+        kind = self.container(param.dims, f"the parameter {param.name!r}", bounds)
+        return f"{kind} {param.name};"
+
+    def bound(self, param: ParamDecl, arg_name: str | None) -> Code:
+        """A bound of an interval-constrained parameter, laid out over the parameter's dims."""
+        arg = param.dist.arg(arg_name or "")
+        late = sorted({n.name for n in walk(arg) if isinstance(n, Var) and n.name in self.derived})
+        if late:
+            raise NotYetTranslated(
+                self.backend,
+                f"a bound of {param.name!r} that uses the derived quantity {late[0]!r}",
+                "Stan declares parameters before derived quantities; write the expression "
+                "itself in the distribution",
+            )
+        return self.expr(arg, param.dims)
+
+    def derived_decl(self, derived: DerivedDecl) -> str:
+        what = f"the derived quantity {derived.name!r}"
+        value = self.fill(self.expr(derived.expr, derived.dims), derived.expr.dims, derived.dims)
+        return f"{self.container(derived.dims, what)} {derived.name} = {value};"
+
+    # -- the model block ------------------------------------------------------------------------
+    def model_block(self) -> list[str]:
+        priors = [self.sampling(p.name, p.dims, p.dist, integer=False)
+                  for p in self.model.parameters]
+        likelihood = [
+            self.sampling(o.name, o.dims, o.dist,
+                          integer=self.data_decls[o.name].kind != "real")
+            for o in self.model.observed
+        ]
+        return priors + ([""] if priors and likelihood else []) + likelihood
+
+    def sampling(self, name: str, dims: tuple[str, ...], dist: Dist, *, integer: bool) -> str:
+        """``name ~ dist(...)``, vectorized over ``dims``."""
+        self.check_rank(dims, f"{name!r}")
+        call = self.dist_call(dist, dims, flat=len(dims) == 2, integer_target=integer)
+        if len(dims) < 2:
+            lhs = name
+        elif integer:
+            lhs = f"to_array_1d({name})"
+        else:
+            lhs = f"to_vector({name})"
+        return f"{lhs} ~ {call};"
+
+    def dist_call(self, dist: Dist, dims: tuple[str, ...], *, flat: bool = False,
+                  integer_target: bool = False) -> str:
+        """``function(args)`` of ``dist`` with its arguments laid out over ``dims``.
+
+        ``flat``: the target is a matrix sampled as one vector; non-scalar arguments are flattened
+        in the same order: column-major (``to_vector``) for a real target, row-major for an
+        integer one (``to_array_1d`` of an int array is row-major, so those arguments are built
+        over the reversed dims and flattened with ``to_vector``).
+        """
+        rule = self.dist_rule(dist)
+        row = DISTRIBUTIONS[dist.name]
+        integer_args = row.parameterization(dist.parameterization).integer
+        layout = dims[::-1] if flat and integer_target else dims
+        args = []
+        for template in rule.args:
+            match = _ARG_TEMPLATE.match(template)
+            transform, arg_name = match.groups() if match else (None, template)
+            if arg_name not in dict(dist.args):
+                args.append(template)
+                continue
+            arg = dist.arg(arg_name)
+            if arg_name in integer_args:
+                args.append(self.integer_arg(arg, dims, flat=flat))
+                continue
+            if transform:
+                code = self.transformed_arg(transform, arg, layout)
+            else:
+                code = self.expr(arg, layout)
+            if flat and arg.dims:
+                code = Code(f"to_vector({code})")
+            args.append(code)
+        return f"{rule.function}({', '.join(args)})"
+
+    def transformed_arg(self, transform: str, arg: Expr, dims: tuple[str, ...]) -> Code:
+        """``transform(arg)``; a constant ``arg`` is folded when the result is short and exact."""
+        if isinstance(arg, Const):
+            nice = _nice(ARG_TRANSFORMS[transform](float(arg.value)))
+            if nice is not None:
+                return _literal(int(nice) if re.fullmatch(r"-?\d+", nice) else float(nice))
+        return Code(f"{transform}({self.expr(arg, dims)})")
+
+    def integer_arg(self, arg: Expr, dims: tuple[str, ...], *, flat: bool) -> Code:
+        """An integer argument (binomial's n): an int literal, or int data over the target dims."""
+        if isinstance(arg, Const):
+            return _literal(arg.value)
+        if isinstance(arg, Var) and arg.integer and (not arg.dims or arg.dims == dims):
+            return Code(f"to_array_1d({arg.name})" if flat and arg.dims else arg.name)
+        raise NotYetTranslated(
+            self.backend,
+            "an integer distribution argument that is an expression or is broadcast across dims",
+            "give integer data declared with the same dims as the observed variable",
+        )
+
+    # -- expressions ----------------------------------------------------------------------------
+    def expr(self, node: Any, target: tuple[str, ...]) -> Code:
+        """Write ``node``, laid out over ``target`` (a scalar stays a scalar)."""
+        dims = getattr(node, "dims", ())
+        self.check_rank(dims, "an expression")
+        self.check_rank(target, "an expression")
+        missing = [d for d in dims if d not in target]
+        if missing:
+            raise NotYetTranslated(self.backend, f"an expression over {dims} inside {target}")
+        return super().expr(node, target)
+
+    def align(self, code: Code, src: tuple[str, ...], dst: tuple[str, ...]) -> Code:
+        """Broadcast ``code`` (laid out over ``src``) to ``dst``; scalars stay scalars."""
+        if not src or src == dst:
+            return code
+        if len(dst) == 2:
+            a, b = dst
+            if src == (a,):
+                return Code(f"rep_matrix({code}, N_{b})")
+            if src == (b,):
+                return Code(f"rep_matrix({self.transpose(code)}, N_{a})")
+            if src == (b, a):
+                return self.transpose(code)
+        raise NotYetTranslated(self.backend, f"broadcasting dims {src} to {dst}", _RANK_HINT)
+
+    def fill(self, code: Code, src: tuple[str, ...], dst: tuple[str, ...]) -> Code:
+        """Like :meth:`align`, but a scalar becomes a full vector or matrix too."""
+        if src or not dst:
+            return code
+        sizes = ", ".join(f"N_{d}" for d in dst)
+        return Code(f"rep_vector({code}, {sizes})" if len(dst) == 1
+                    else f"rep_matrix({code}, {sizes})")
+
+    @staticmethod
+    def transpose(code: Code) -> Code:
+        return Code(f"{paren(code, POSTFIX)}'", POSTFIX)
+
+    def expr_Const(self, node: Const, target: tuple[str, ...]) -> Code:
+        return _literal(node.value)
+
+    def expr_Var(self, node: Var, target: tuple[str, ...]) -> Code:
+        code = Code(node.name)
+        if node.integer and node.dims:
+            # int arrays have no arithmetic in Stan: use them as vector / matrix
+            code = Code(f"to_vector({code})" if len(node.dims) == 1 else f"to_matrix({code})")
+        return self.align(code, node.dims, target)
+
+    def expr_Index(self, node: Index, target: tuple[str, ...]) -> Code:
+        if len(node.index.dims) > 1:
+            raise NotYetTranslated(
+                self.backend,
+                f"indexing by the {len(node.index.dims)}-dim index {node.index.name!r}",
+                "Stan's multi-indexing takes a 1-dim array of indexes",
+            )
+        self.check_rank(node.base.dims, "an indexed quantity")
+        code = Code(f"{node.base.name}[{node.index.name}]")
+        base_is_int = node.base.integer
+        if node.dims and base_is_int:
+            code = Code(f"to_vector({code})" if len(node.dims) == 1 else f"to_matrix({code})")
+        elif not node.index.dims and len(node.base.dims) == 2:
+            code = self.transpose(code)  # a row of a matrix is a row_vector
+        return self.align(code, node.dims, target)
+
+    def expr_Unary(self, node: Unary, target: tuple[str, ...]) -> Code:
+        if node.op != "neg":
+            raise NotYetTranslated(self.backend, f"the unary operator {node.op!r}")
+        operand = self.expr(node.operand, node.dims)
+        return self.align(Code(f"-{paren(operand, UNARY + 1)}", UNARY), node.dims, target)
+
+    def expr_Binary(self, node: Binary, target: tuple[str, ...]) -> Code:
+        return self.align(self.binary(node.op, node.left, node.right, node.dims), node.dims,
+                          target)
+
+    def binary(self, op: str, left: Expr, right: Expr, dims: tuple[str, ...]) -> Code:
+        """``left <op> right`` computed over ``dims``."""
+        if op not in _BINARY:
+            raise NotYetTranslated(self.backend, f"the binary operator {op!r}")
+        scalar_op, elementwise_op, scalar_strength, elementwise_strength = _BINARY[op]
+        if (op == "mul" and len(dims) == 2 and len(left.dims) == 1 and len(right.dims) == 1
+                and left.dims != right.dims):
+            # idiom: the outer product of a column and a row vector
+            column, row = (left, right) if left.dims == dims[:1] else (right, left)
+            col_code = paren(self.expr(column, column.dims), MUL)
+            row_code = self.transpose(self.expr(row, row.dims))
+            return Code(f"{col_code} * {row_code}", MUL)
+        lhs, rhs = self.expr(left, dims), self.expr(right, dims)
+        both = bool(left.dims) and bool(right.dims)
+        symbol, strength = (elementwise_op, elementwise_strength) if both else (
+            scalar_op, scalar_strength)
+        if op == "pow" and (left.dims or right.dims):
+            symbol = elementwise_op
+        if op == "div" and not dims and _is_int(left) and _is_int(right):
+            # Stan's int / int truncates; the spec means true division
+            lhs = (Code(f"{lhs}.0") if isinstance(left, Const) and lhs.isdigit()
+                   else Code(f"1.0 * {paren(lhs, MUL)}", MUL))
+        if op == "pow":
+            lhs, rhs = paren(lhs, strength + 1), paren(rhs, strength + 1)
+        else:
+            lhs, rhs = paren(lhs, strength), paren(rhs, strength + 1)
+        return Code(f"{lhs} {symbol} {rhs}", strength)
+
+    def expr_Call(self, node: Call, target: tuple[str, ...]) -> Code:
+        if node.func == "pow":
+            code = self.binary("pow", node.args[0], node.args[1], node.dims)
+        elif node.func in _FUNCTIONS:
+            args = ", ".join(self.expr(a, node.dims) for a in node.args)
+            code = Code(f"{_FUNCTIONS[node.func]}({args})")
+        else:
+            raise NotYetTranslated(self.backend, f"the function {node.func}()")
+        return self.align(code, node.dims, target)
+
+
+def _is_int(node: Expr) -> bool:
+    """Whether ``node`` has an integer value in Stan (so that ``/`` would truncate)."""
+    if isinstance(node, Const):
+        return isinstance(node.value, int) and abs(node.value) < 2**31
+    if isinstance(node, Var):
+        return node.integer
+    if isinstance(node, Index):
+        return node.base.integer
+    if isinstance(node, Unary):
+        return _is_int(node.operand)
+    if isinstance(node, Binary):
+        return node.op in ("add", "sub", "mul") and _is_int(node.left) and _is_int(node.right)
+    if isinstance(node, Call):
+        return node.func == "abs" and _is_int(node.args[0])
+    return False
+
+
+def stan_data(model: Model) -> dict[str, Any]:
+    """The data of ``model`` as the generated program reads it, JSON-ready.
+
+    Dim sizes ``N_<dim>`` and every data variable; index data is 1-based, as Stan indexes.
+    """
+    kinds = {d.name: d.kind for d in model.data}
+    out: dict[str, Any] = {}
+    for name, value in model_data(model).items():
+        arr = np.asarray(value)
+        if kinds.get(name) == "index":
+            arr = arr + 1
+        out[name] = arr.tolist()
+    return out
+
+
+class StanBackend(Backend):
+    """Stan: the generated program fitted with CmdStanPy (when CmdStan is installed) or PyStan."""
+
+    name: ClassVar[str] = "stan"
+    engines: ClassVar[tuple[str, ...]] = ("cmdstanpy", "pystan")
+    packages: ClassVar[tuple[str, ...]] = ("pystan", "httpstan", "cmdstanpy")
+
+    def default_engine(self) -> str:
+        """``"cmdstanpy"`` when a CmdStan installation is found, else ``"pystan"``."""
+        from .stan_engines import cmdstan_available
+
+        return "cmdstanpy" if cmdstan_available() else "pystan"
+
+    def emit(self, model: Model) -> str:
+        return StanGenerator(model).program()
+
+    def sample(self, model: Model, program: str, config: FitConfig, engine: str) -> Draws:
+        from .stan_engines import get_engine
+
+        engine = self.check_engine(engine)
+        return get_engine(engine).sample(model, program, stan_data(model), config)
+
+    def log_density(
+        self, model: Model, program: str, points: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
+        """Joint log density without Jacobians, by PyStan's ``log_prob`` (any engine's program
+        is the same Stan program, and PyStan needs no CmdStan installation)."""
+        from .stan_engines import get_engine
+
+        return get_engine("pystan").log_density(model, program, stan_data(model), points)

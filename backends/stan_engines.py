@@ -1,0 +1,665 @@
+"""Engines that fit a generated Stan program: PyStan (httpstan, in-process) and CmdStanPy.
+
+Both run Stan's default NUTS (``hmc_nuts_diag_e_adapt``) under one :class:`FitConfig` and return
+:class:`~crossppl.backends.base.Draws`. Settings crossppl does not set (``init_radius``,
+``refresh``, adaptation windows, ...) are left to the engine, so its own defaults apply; with
+``init = "uniform"`` that is Stan's own initialization, uniform on (-2, 2) unconstrained.
+
+Stan's console chatter is kept from the user: the "Informational Message: The current Metropolis
+proposal is about to be rejected ..." lines that vague priors cause during warmup are counted and
+recorded in ``Draws.extra_attrs`` (``stan_warmup_messages``, ``stan_sampling_messages``), and a
+progress display is shown only when ``config.show_progress``. Genuine failures (the program does
+not compile, chains fail) raise :class:`~crossppl.errors.EngineError`.
+
+Caches
+------
+PyStan
+    httpstan caches every compiled program by a hash of its text in its own cache folder
+    (``httpstan.cache.cache_directory()``, i.e. ``~/.cache/httpstan/<version>`` or under
+    ``$XDG_CACHE_HOME``), which httpstan offers no option to move; a second fit of the same program
+    does not recompile. httpstan's key also holds ``sys.executable`` as spelled, so
+    ``.venv/bin/python`` and ``.venv/bin/python3`` (the interpreter pytest's script names) each
+    compile a program once. httpstan also keeps every fit made with a seed; this engine deletes each
+    fit once its draws are read, so that the cache does not grow with every run and every run
+    really samples.
+CmdStanPy
+    The program is written to ``crossppl.config.cache_dir("stan")`` under a name holding its hash;
+    CmdStanPy compiles the executable next to it and reuses it while it is newer than the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from crossppl.models.ir import Model
+
+from crossppl.config import FitConfig, cache_dir
+from crossppl.errors import EngineError
+
+from .base import Draws, program_hash
+
+__all__ = [
+    "SAMPLE_STATS",
+    "CmdStanPyEngine",
+    "MessageLog",
+    "PyStanEngine",
+    "cmdstan_available",
+    "cmdstanpy_sample_args",
+    "count_messages",
+    "get_engine",
+    "pystan_fit_args",
+    "stanc",
+]
+
+log = logging.getLogger("crossppl.stan")
+
+#: Stan's sampler outputs -> ArviZ's sample_stats names.
+SAMPLE_STATS = {
+    "lp__": "lp",
+    "accept_stat__": "acceptance_rate",
+    "stepsize__": "step_size",
+    "treedepth__": "tree_depth",
+    "n_leapfrog__": "n_steps",
+    "divergent__": "diverging",
+    "energy__": "energy",
+}
+_INTEGER_STATS = {"tree_depth", "n_steps"}
+
+_NUTS = "stan::services::sample::hmc_nuts_diag_e_adapt"
+_INFO_MESSAGE = "Informational Message"
+_SAMPLING_ITERATION = re.compile(r"Iteration:\s*\d+\s*/\s*\d+.*\(Sampling\)")
+_ITERATION = re.compile(r"Iteration:\s*(\d+)\s*/\s*(\d+)")
+
+
+def get_engine(name: str) -> PyStanEngine | CmdStanPyEngine:
+    """The engine called ``name``."""
+    engines = {"pystan": PyStanEngine, "cmdstanpy": CmdStanPyEngine}
+    return engines[name]()
+
+
+# -- Stan's messages -------------------------------------------------------------------------------
+@dataclass
+class MessageLog:
+    """Stan's informational messages of one fit, counted per phase."""
+
+    warmup: int = 0
+    sampling: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, other: MessageLog) -> None:
+        self.warmup += other.warmup
+        self.sampling += other.sampling
+        for reason, n in other.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + n
+        self.warnings.extend(w for w in other.warnings if w not in self.warnings)
+
+    def attrs(self) -> dict[str, Any]:
+        """Flat, NetCDF-friendly attributes."""
+        out: dict[str, Any] = {
+            "stan_warmup_messages": self.warmup,
+            "stan_sampling_messages": self.sampling,
+        }
+        if self.reasons:
+            top = max(self.reasons, key=self.reasons.__getitem__)
+            out["stan_message_example"] = top
+        if self.warnings:
+            out["stan_warnings"] = " | ".join(self.warnings)
+        return out
+
+
+def count_messages(lines: Iterable[str]) -> MessageLog:
+    """Count the "Informational Message" lines of one chain's console output.
+
+    Messages before the first ``Iteration: ... (Sampling)`` line are warmup's (Stan logs that line
+    before the first sampling transition). The line after each message that starts with
+    ``Exception:`` says why the proposal was rejected; those reasons are tallied too.
+    """
+    result = MessageLog()
+    sampling = False
+    expect_reason = False
+    for raw in lines:
+        line = raw.strip()
+        if line.startswith(("info:", "warn:", "error:")):
+            line = line.split(":", 1)[1].strip()
+        if _SAMPLING_ITERATION.search(line):
+            sampling = True
+        if _INFO_MESSAGE in line:
+            if sampling:
+                result.sampling += 1
+            else:
+                result.warmup += 1
+            expect_reason = True
+            continue
+        if expect_reason and line.startswith("Exception:"):
+            reason = re.sub(r"\s*\(in '.*$", "", line[len("Exception:"):].strip())
+            result.reasons[reason] = result.reasons.get(reason, 0) + 1
+            expect_reason = False
+        elif line.startswith("WARNING:") and line not in result.warnings:
+            result.warnings.append(line)
+    return result
+
+
+def _progress_writer(enabled: bool, label: str):
+    """A function ``(done, total)`` that redraws a one-line progress display on stderr."""
+    state = {"last": -1}
+    stream = sys.stderr
+    tty = stream.isatty() if hasattr(stream, "isatty") else False
+
+    def write(done: int, total: int, final: bool = False) -> None:
+        if not enabled:
+            return
+        pct = int(100 * done / total) if total else 100
+        if tty:
+            stream.write(f"\r{label}: {pct:3d}% ({done}/{total})" + ("\n" if final else ""))
+            stream.flush()
+        elif final or pct // 10 > state["last"] // 10:
+            stream.write(f"{label}: {pct:3d}% ({done}/{total})\n")
+            stream.flush()
+        state["last"] = pct
+
+    return write
+
+
+def _reshape(flat: np.ndarray, n_chains: int, n_draws: int, dims: tuple[int, ...]) -> np.ndarray:
+    """(chain*draw, prod(dims)) column-major Stan values -> (chain, draw, *dims)."""
+    arr = flat.reshape((n_chains * n_draws, *dims[::-1]))
+    arr = arr.transpose(0, *range(len(dims), 0, -1)) if dims else arr
+    return np.ascontiguousarray(arr.reshape((n_chains, n_draws, *dims)))
+
+
+def _strip_paths(text: str) -> str:
+    """stanc's messages without the temporary file names they quote."""
+    text = re.sub(r"\(in '[^']*\.stan', (line \d+)[^)]*\)", r"(\1 of the program)", text)
+    return re.sub(r" in '[^']*\.stan', line", " at line", text).strip()
+
+
+def stanc(program: str, timeout: float = 60) -> str:
+    """Check ``program`` with stanc (the one bundled with httpstan, run with the same
+    ``--warn-pedantic`` flag httpstan uses) and return its warnings; no C++ is built.
+
+    Raises :class:`EngineError` with stanc's message if the program is rejected.
+    """
+    import importlib.resources
+    import subprocess
+    import tempfile
+
+    binary = importlib.resources.files("httpstan") / "stanc"
+    with tempfile.TemporaryDirectory(prefix="crossppl_stanc_") as tmp:
+        path = Path(tmp) / "program.stan"
+        path.write_text(program, encoding="utf-8")
+        done = subprocess.run(
+            [str(binary), "--warn-pedantic", "--name", "crossppl_check", "--o",
+             str(Path(tmp) / "program.hpp"), str(path)],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+    if done.returncode != 0:
+        raise EngineError("stan", "stanc", f"stanc rejected the Stan program:\n"
+                          f"{_strip_paths(done.stderr)}")
+    return _strip_paths(done.stderr)
+
+
+# -- PyStan ----------------------------------------------------------------------------------------
+def pystan_fit_args(config: FitConfig) -> dict[str, Any]:
+    """httpstan's arguments for one chain (CmdStan's names), from ``config``.
+
+    ``init = "uniform"`` and ``"engine"`` both leave ``init_radius`` to httpstan (Stan's 2).
+    """
+    return {
+        "function": _NUTS,
+        "random_seed": config.seed,
+        "num_warmup": config.warmup,
+        "num_samples": config.draws,
+        "delta": float(config.target_accept),
+        "max_depth": config.max_treedepth,
+    }
+
+
+#: Modules whose warnings during a PyStan call are noise to a crossppl user (httpstan's use of
+#: deprecated marshmallow, aiohttp and importlib APIs); crossppl's own and other warnings pass.
+_QUIET_MODULES = r"(httpstan|marshmallow|stan|importlib\.resources)(\.|$)"
+
+
+@contextlib.contextmanager
+def _quiet_pystan() -> Iterator[None]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=_QUIET_MODULES)
+        yield
+
+
+def _pystan():
+    """PyStan's httpstan client class (imported quietly)."""
+    with _quiet_pystan():
+        import stan.model  # noqa: F401
+        from stan.common import HttpstanClient
+    return HttpstanClient
+
+
+def _loop_blocks_asyncio_run() -> bool:
+    """Whether this thread runs an event loop (e.g. Jupyter's) that ``asyncio.run`` cannot nest
+    in; a loop patched by ``nest_asyncio`` (PyStan's advice for Jupyter) can."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return not getattr(loop, "_nest_patched", False)
+
+
+def _run(make_coro):
+    """Run the coroutine ``make_coro()`` to completion; inside a running event loop (Jupyter) in a
+    worker thread with its own loop. Only for calls that need no autodiff in this process (see
+    :meth:`PyStanEngine.log_density`); sampling itself runs in httpstan's worker processes."""
+    with _quiet_pystan():
+        if not _loop_blocks_asyncio_run():
+            return asyncio.run(make_coro())
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(lambda: asyncio.run(make_coro())).result()
+
+
+def _call(function, *args, **kwargs):
+    """Call a PyStan method (which runs its own event loop) quietly."""
+    with _quiet_pystan():
+        return function(*args, **kwargs)
+
+
+def _error_text(content: bytes) -> str:
+    """The message of an httpstan error response, unwrapped from its ``ValueError('...')``."""
+    try:
+        message = json.loads(content)["message"]
+    except (ValueError, KeyError, TypeError):
+        return content.decode(errors="replace")
+    match = re.search(r"""(?:Value|Runtime)Error\((['"])(.*?)\1\)""", message, re.S)
+    if match:
+        message = match.group(2).encode().decode("unicode_escape", errors="replace")
+    return _strip_paths(message)
+
+
+@dataclass
+class _Built:
+    model_name: str
+    params: list[dict]
+    build_seconds: float
+    cached: bool
+    stanc_warnings: str
+
+
+class PyStanEngine:
+    """Fits through PyStan's httpstan server, in this process; sampling runs in httpstan's process
+    pool (one process per core)."""
+
+    name = "pystan"
+
+    def __init__(self) -> None:
+        # httpstan logs failures at CRITICAL with no handler of its own, which Python would print
+        # on top of the EngineError raised here; a NullHandler (as libraries should have) stops
+        # that while still letting the records propagate to handlers the user configured.
+        httpstan_log = logging.getLogger("httpstan")
+        if not any(isinstance(h, logging.NullHandler) for h in httpstan_log.handlers):
+            httpstan_log.addHandler(logging.NullHandler())
+
+    def error(self, message: str) -> EngineError:
+        return EngineError("stan", self.name, message)
+
+    # -- building -------------------------------------------------------------------------------
+    async def _build(self, client, program: str, data: Mapping, progress: bool) -> _Built:
+        import httpstan.models
+
+        model_name = httpstan.models.calculate_model_name(program)
+        start = time.perf_counter()
+        resp = await client.post(f"/{model_name}/params", json={"data": data})
+        cached = resp.status != 404
+        if not cached and progress:
+            sys.stderr.write("Stan (pystan): compiling the program (about a minute, once)...\n")
+            sys.stderr.flush()
+        resp = await client.post("/models", json={"program_code": program})
+        if resp.status != 201:
+            text = _error_text(resp.content)
+            if re.match(r"(Semantic|Syntax) error", text):
+                raise self.error(f"stanc rejected the Stan program:\n{text}")
+            raise self.error(
+                f"building the program failed (is a C++ compiler installed?):\n{text}"
+            )
+        stanc_warnings = _strip_paths(resp.json().get("stanc_warnings") or "")
+        resp = await client.post(f"/{model_name}/params", json={"data": data})
+        if resp.status != 200:
+            raise self.error(f"the data do not fit the program: {_error_text(resp.content)}")
+        return _Built(model_name, list(resp.json()["params"]), time.perf_counter() - start,
+                      cached, stanc_warnings)
+
+    def build(self, program: str, data: Mapping, progress: bool = False) -> _Built:
+        """Compile ``program`` (or find it in httpstan's cache)."""
+        HttpstanClient = _pystan()
+
+        async def go():
+            async with HttpstanClient() as client:
+                return await self._build(client, program, data, progress)
+
+        return _run(go)
+
+    # -- sampling -------------------------------------------------------------------------------
+    def sample(self, model: Model, program: str, data: Mapping, config: FitConfig) -> Draws:
+        """Fit ``program`` with NUTS under ``config``."""
+        HttpstanClient = _pystan()
+        show = config.show_progress
+
+        async def go():
+            async with HttpstanClient() as client:
+                built = await self._build(client, program, data, show)
+                start = time.perf_counter()
+                outputs = await self._sample(client, built, data, config, show)
+                return built, outputs, start
+
+        built, outputs, start = _run(go)
+        draws = self.to_draws(model, built, outputs, config)
+        draws.sampling_seconds = time.perf_counter() - start
+        return draws
+
+    async def _sample(self, client, built: _Built, data: Mapping, config: FitConfig,
+                      show: bool) -> list[bytes]:
+        args = pystan_fit_args(config)
+        operations = []
+        for chain in range(1, config.chains + 1):
+            resp = await client.post(
+                f"/{built.model_name}/fits", json={**args, "chain": chain, "data": data}
+            )
+            if resp.status != 201:
+                raise self.error(f"httpstan refused the fit: {_error_text(resp.content)}")
+            operations.append(resp.json())
+        progress = _progress_writer(show, "Stan (pystan): sampling")
+        total = config.chains * (config.warmup + config.draws)
+        done_iterations: dict[str, int] = {}
+        while not all(op["done"] for op in operations):
+            for op in operations:
+                if op["done"]:
+                    continue
+                resp = await client.get(f"/{op['name']}")
+                op.update(resp.json())
+                found = _ITERATION.findall(op.get("metadata", {}).get("progress") or "")
+                if found:
+                    done_iterations[op["name"]] = int(found[-1][0])
+            progress(sum(done_iterations.values()), total)
+            await asyncio.sleep(0.05)
+        progress(total, total, final=True)
+        outputs: list[bytes] = []
+        failures: list[tuple[int, str]] = []
+        for chain, op in enumerate(operations, start=1):
+            fit_name = op["result"].get("name")
+            if fit_name is None:
+                failures.append((chain, _error_text(json.dumps(op["result"]).encode())))
+                continue
+            resp = await client.get(f"/{fit_name}")
+            if resp.status != 200:
+                failures.append((chain, f"its draws could not be read ({resp.status})"))
+                continue
+            outputs.append(resp.content)
+            await client.delete(f"/{fit_name}")
+        if failures:
+            which = (f"all {config.chains} chains" if len(failures) == config.chains
+                     else f"{len(failures)} of {config.chains} chains")
+            reasons = {reason: None for _, reason in failures}
+            if len(reasons) == 1:
+                detail = next(iter(reasons))
+            else:
+                detail = "\n".join(f"chain {chain}: {reason}" for chain, reason in failures)
+            raise self.error(f"sampling failed in {which}: {detail}")
+        return outputs
+
+    def to_draws(self, model: Model, built: _Built, outputs: list[bytes],
+                 config: FitConfig) -> Draws:
+        """Parse httpstan's per-chain outputs into :class:`Draws`."""
+        messages = MessageLog()
+        tables = []
+        columns: list[str] = []
+        for output in outputs:
+            rows, columns, log_lines = _parse_output(output)
+            if len(rows) != config.draws:
+                raise self.error(f"a chain returned {len(rows)} draws, expected {config.draws}")
+            tables.append(rows)
+            messages.add(count_messages(log_lines))
+        table = np.asarray(tables, dtype=float).reshape(config.chains * config.draws, -1)
+        where = {name: i for i, name in enumerate(columns)}
+        posterior = {}
+        for param in built.params:
+            names = param["constrained_names"]
+            if not names:
+                continue
+            first = where[names[0]]
+            flat = table[:, first:first + len(names)]
+            posterior[param["name"]] = _reshape(flat, config.chains, config.draws,
+                                                tuple(param["dims"]))
+        stats = {}
+        for stan_name, name in SAMPLE_STATS.items():
+            if stan_name in where:
+                values = table[:, where[stan_name]].reshape(config.chains, config.draws)
+                if name == "diverging":
+                    values = values.astype(bool)
+                elif name in _INTEGER_STATS:
+                    values = values.astype(np.int64)
+                stats[name] = values
+        if messages.warmup or messages.sampling:
+            log.info("Stan reported %d informational messages during warmup and %d during "
+                     "sampling (recorded in the attrs)", messages.warmup, messages.sampling)
+        extra = {**messages.attrs(), "stan_compiled_now": int(not built.cached)}
+        if built.stanc_warnings:
+            extra["stan_stanc_warnings"] = built.stanc_warnings
+        return Draws(posterior, stats, engine=self.name, build_seconds=built.build_seconds,
+                     extra_attrs=extra)
+
+    # -- log density ----------------------------------------------------------------------------
+    def log_density(self, model: Model, program: str, data: Mapping,
+                    points: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Log density (no Jacobian) at each point, by PyStan's ``unconstrain_pars`` and
+        ``log_prob(adjust_transform=False)``."""
+        if _loop_blocks_asyncio_run():
+            # Stan's autodiff tape is per thread and httpstan evaluates log_prob in the thread of
+            # its server: a worker thread has no tape (it crashes), and this one runs a loop.
+            raise self.error(
+                "log_density cannot run inside a running asyncio event loop (e.g. a Jupyter "
+                "cell); run it from a script, or first `import nest_asyncio; "
+                "nest_asyncio.apply()` as PyStan's documentation advises for Jupyter"
+            )
+        built = self.build(program, data)
+        import stan.model
+
+        model_stan = stan.model.Model(
+            built.model_name, program, dict(data),
+            tuple(p["name"] for p in built.params),
+            sum((tuple(p["constrained_names"]) for p in built.params), ()),
+            tuple(tuple(p["dims"]) for p in built.params),
+            None,
+        )
+        arrays = {p.name: np.asarray(points[p.name], dtype=float) for p in model.parameters}
+        n = len(next(iter(arrays.values()))) if arrays else 0
+        out = np.empty(n)
+        for i in range(n):
+            values = {name: arr[i].tolist() for name, arr in arrays.items()}
+            try:
+                upars = _call(model_stan.unconstrain_pars, values)
+                out[i] = _call(model_stan.log_prob, list(upars), adjust_transform=False)
+            except RuntimeError as exc:
+                raise self.error(f"log density at point {i}: {exc}") from None
+        return out
+
+
+def _parse_output(output: bytes) -> tuple[list[tuple], list[str], list[str]]:
+    """One chain's httpstan output -> (draw rows, column names, logger lines).
+
+    Draw lines are parsed lazily with simdjson (a PyStan dependency), as PyStan does; lines with
+    NaN or infinity, which simdjson rejects, with :mod:`json`.
+    """
+    import simdjson
+
+    parser = simdjson.Parser()
+    rows: list[tuple] = []
+    columns: list[str] = []
+    log_lines: list[str] = []
+    for line in output.splitlines():
+        if b'"logger"' in line:
+            msg = json.loads(line)
+            if msg.get("topic") == "logger":
+                log_lines.extend(v for v in msg["values"] if isinstance(v, str))
+            continue
+        if b'"sample"' not in line:
+            continue  # the diagnostic writer's lines, most of the output
+        try:
+            doc = parser.parse(line)
+            values = doc["values"]
+            is_draw = doc["topic"] == "sample" and isinstance(values, simdjson.Object)
+            if is_draw:
+                if not columns:
+                    columns = list(values.keys())
+                rows.append(tuple(values.values()))
+            del values, doc  # simdjson reuses the parser's buffer
+        except ValueError:
+            msg = json.loads(line)
+            if msg.get("topic") == "sample" and isinstance(msg.get("values"), dict):
+                columns = columns or list(msg["values"])
+                rows.append(tuple(msg["values"].values()))
+    return rows, columns, log_lines
+
+
+# -- CmdStanPy -------------------------------------------------------------------------------------
+def cmdstan_available() -> bool:
+    """Whether CmdStanPy finds a CmdStan installation."""
+    try:
+        import cmdstanpy
+    except ImportError:
+        return False
+    try:
+        with _quiet_cmdstanpy():
+            cmdstanpy.cmdstan_path()
+    except (ValueError, RuntimeError, OSError):
+        return False
+    return True
+
+
+def cmdstanpy_sample_args(config: FitConfig, data: Mapping, output_dir: str | None = None
+                          ) -> dict[str, Any]:
+    """Keyword arguments of ``CmdStanModel.sample`` for ``config``.
+
+    ``init = "uniform"`` and ``"engine"`` both leave ``inits`` to CmdStan (uniform on (-2, 2)).
+    """
+    args: dict[str, Any] = {
+        "data": data,
+        "chains": config.chains,
+        "iter_warmup": config.warmup,
+        "iter_sampling": config.draws,
+        "seed": config.seed,
+        "adapt_delta": float(config.target_accept),
+        "max_treedepth": config.max_treedepth,
+        "show_progress": config.show_progress,
+        "show_console": False,
+    }
+    if output_dir is not None:
+        args["output_dir"] = output_dir
+    return args
+
+
+def cmdstan_program_path(model: Model, program: str) -> Path:
+    """Where the program is written for CmdStan: named by model and hash, so compiles are
+    cached (CmdStanPy builds the executable next to it)."""
+    stem = re.sub(r"\W", "_", model.name)
+    return cache_dir("stan") / f"{stem}_{program_hash(program)}.stan"
+
+
+class _DropCmdStanPyNoise(logging.Filter):
+    """Drops CmdStanPy's INFO chatter and its "Non-fatal error during sampling" warning (the
+    messages it quotes are counted from the console transcripts instead)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.INFO:
+            return False
+        return not str(record.getMessage()).startswith("Non-fatal error during sampling")
+
+
+@contextlib.contextmanager
+def _quiet_cmdstanpy() -> Iterator[None]:
+    logger = logging.getLogger("cmdstanpy")
+    noise = _DropCmdStanPyNoise()
+    logger.addFilter(noise)
+    try:
+        yield
+    finally:
+        logger.removeFilter(noise)
+
+
+class CmdStanPyEngine:
+    """Fits with CmdStanPy's documented API (``CmdStanModel(stan_file=...).sample(...)``)."""
+
+    name = "cmdstanpy"
+
+    def error(self, message: str) -> EngineError:
+        return EngineError("stan", self.name, message)
+
+    def build(self, model: Model, program: str):
+        """The compiled ``CmdStanModel`` of ``program`` (compiled once per program text)."""
+        if not cmdstan_available():
+            raise self.error(
+                "no CmdStan installation found (cmdstanpy.cmdstan_path() fails); install one "
+                "with `python -m cmdstanpy.install_cmdstan`, or use engine='pystan'"
+            )
+        import cmdstanpy
+
+        path = cmdstan_program_path(model, program)
+        if not path.exists() or path.read_text(encoding="utf-8") != program:
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(program, encoding="utf-8")
+            os.replace(tmp, path)
+        try:
+            with _quiet_cmdstanpy():
+                return cmdstanpy.CmdStanModel(stan_file=str(path))
+        except (ValueError, RuntimeError) as exc:
+            raise self.error(f"compiling the program failed:\n{exc}") from None
+
+    def sample(self, model: Model, program: str, data: Mapping, config: FitConfig) -> Draws:
+        start = time.perf_counter()
+        compiled = self.build(model, program)
+        build_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        try:
+            with _quiet_cmdstanpy():
+                fit = compiled.sample(**cmdstanpy_sample_args(config, data))
+        except RuntimeError as exc:
+            raise self.error(f"sampling failed:\n{exc}") from None
+        messages = MessageLog()
+        for transcript in fit.runset.stdout_files:
+            with open(transcript, encoding="utf-8", errors="replace") as fh:
+                messages.add(count_messages(fh))
+        posterior = {}
+        for stmt in model.statements:
+            dims = tuple(model.dim(d).size for d in stmt.dims)
+            values = np.asarray(fit.stan_variable(stmt.name))
+            posterior[stmt.name] = values.reshape((config.chains, config.draws, *dims))
+        table = np.asarray(fit.draws())  # (draw, chain, column)
+        columns = list(fit.column_names)
+        stats = {}
+        for stan_name, name in SAMPLE_STATS.items():
+            if stan_name in columns:
+                values = table[:, :, columns.index(stan_name)].T
+                if name == "diverging":
+                    values = values.astype(bool)
+                elif name in _INTEGER_STATS:
+                    values = values.astype(np.int64)
+                stats[name] = np.ascontiguousarray(values)
+        return Draws(posterior, stats, engine=self.name, build_seconds=build_seconds,
+                     sampling_seconds=time.perf_counter() - start,
+                     extra_attrs=messages.attrs())
+
+    def log_density(self, model: Model, program: str, data: Mapping,
+                    points: Mapping[str, np.ndarray]) -> np.ndarray:  # pragma: no cover
+        return PyStanEngine().log_density(model, program, data, points)
