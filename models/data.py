@@ -41,24 +41,34 @@ def resolve_data_path(name: object, spec_dir: Path, file: str, entry: str) -> Pa
     rel = Path(name)
     if rel.is_absolute() or ".." in rel.parts or "\x00" in name:
         raise SpecError(
-            f"data file {name!r} points outside the spec's folder; put the file next to the spec "
-            "(or in a folder below it) and give its relative path",
+            f"data file {name!r:.80} points outside the spec's folder; put the file next to the "
+            "spec (or in a folder below it) and give its relative path",
             file=file,
             entry=entry,
         )
     for root in (spec_dir, bundled_data_dir()):
-        candidate = (root / rel).resolve()
-        if candidate.is_relative_to(root.resolve()) and candidate.is_file():
-            return candidate
-        if candidate.exists() and not candidate.is_relative_to(root.resolve()):
+        try:
+            candidate = (root / rel).resolve()
+            inside = candidate.is_relative_to(root.resolve())
+            if inside and candidate.is_file():
+                return candidate
+            outside = not inside and candidate.exists()
+        except (OSError, RuntimeError) as exc:  # name too long, symlink loop, no permission...
+            reason = getattr(exc, "strerror", None) or str(exc)
             raise SpecError(
-                f"data file {name!r} resolves to {candidate}, outside {root}; links that leave "
-                "the spec's folder are not followed",
+                f"cannot open data file {name!r:.80}: {reason:.200}; check the name",
+                file=file,
+                entry=entry,
+            ) from None
+        if outside:
+            raise SpecError(
+                f"data file {name!r:.80} resolves to {candidate}, outside {root}; links that "
+                "leave the spec's folder are not followed",
                 file=file,
                 entry=entry,
             )
     raise SpecError(
-        f"data file {name!r} not found next to the spec ({spec_dir}) nor among crossppl's "
+        f"data file {name!r:.80} not found next to the spec ({spec_dir}) nor among crossppl's "
         "bundled data; check the name",
         file=file,
         entry=entry,
@@ -81,7 +91,7 @@ def read_data_file(path: Path) -> Mapping[str, object]:
         )
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: 4300+ digits
         raise DataError(f"not valid JSON: {exc}", file=str(path)) from None
     if not isinstance(content, dict):
         raise DataError(
@@ -108,6 +118,13 @@ def to_array(value: object, kind: str, *, file: str, entry: str) -> np.ndarray:
                         entry=entry)
     flat = raw.reshape(-1)
     for item in flat:
+        if isinstance(item, list | tuple):
+            raise DataError(
+                "found a list where a number was expected: the value is ragged (rows of different "
+                "lengths) or nested too deeply; every row must have the same length",
+                file=file,
+                entry=entry,
+            )
         if isinstance(item, bool) or not isinstance(item, int | float):
             what = "missing (null)" if item is None else f"{type(item).__name__} {item!r:.30}"
             raise DataError(
@@ -115,7 +132,12 @@ def to_array(value: object, kind: str, *, file: str, entry: str) -> np.ndarray:
                 file=file,
                 entry=entry,
             )
-    arr = np.asarray(raw.tolist(), dtype=float) if raw.ndim else np.asarray(float(value))
+    try:
+        arr = np.asarray(raw.tolist(), dtype=float) if raw.ndim else np.asarray(float(value))
+    except OverflowError:
+        raise DataError(
+            "holds an integer too large for a 64-bit float; fix the data", file=file, entry=entry
+        ) from None
     bad = ~np.isfinite(arr)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])

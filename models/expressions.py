@@ -48,6 +48,12 @@ class Scope:
     file: str | None = None
     entry: str | None = None
     line: int | None = None
+    #: Position of each dim in ``dim_order`` (computed when not given; pass it to share it).
+    dim_index: Mapping[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.dim_index is None:
+            object.__setattr__(self, "dim_index", {d: i for i, d in enumerate(self.dim_order)})
 
     def error(self, message: str) -> SpecError:
         """Build a :class:`SpecError` located at this entry."""
@@ -55,8 +61,9 @@ class Scope:
 
     def union(self, *dimses: tuple[str, ...]) -> tuple[str, ...]:
         """Union of dims in declaration order."""
-        present = {d for dims in dimses for d in dims}
-        return tuple(d for d in self.dim_order if d in present)
+        index = self.dim_index
+        present = {d for dims in dimses for d in dims if d in index}
+        return tuple(sorted(present, key=index.__getitem__))
 
 
 def _parse_tree(text: object, scope: Scope, what: str) -> ast.expr:
@@ -76,6 +83,9 @@ def _parse_tree(text: object, scope: Scope, what: str) -> ast.expr:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise scope.error(f"cannot parse {text!r:.80} as {what}: {exc.msg}") from None
+    except UnicodeError:  # lone surrogates cannot be encoded for the parser
+        raise scope.error(f"the {what} {text!r:.80} holds characters that are not valid text; "
+                          "retype it") from None
     except (RecursionError, MemoryError, ValueError):
         raise scope.error(
             f"the {what} is nested too deeply or malformed; limit nesting to {MAX_DEPTH} levels"
@@ -90,11 +100,13 @@ def referenced(text: object, scope: Scope) -> set[str]:
     """
     body = _parse_tree(text, scope, "expression")
     _check_depth(body, scope)
-    excluded = set(scope.dim_order) | set(FUNCTIONS) | set(DISTRIBUTIONS)
     return {
         node.id
         for node in ast.walk(body)
-        if isinstance(node, ast.Name) and node.id not in excluded
+        if isinstance(node, ast.Name)
+        and node.id not in scope.dim_index
+        and node.id not in FUNCTIONS
+        and node.id not in DISTRIBUTIONS
     }
 
 
@@ -139,7 +151,7 @@ def parse_dist(text: object, scope: Scope) -> Dist:
         close = difflib.get_close_matches(name, DISTRIBUTIONS, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise scope.error(
-            f"unknown distribution {name!r}; {hint}known: {', '.join(sorted(DISTRIBUTIONS))}"
+            f"unknown distribution {name!r:.60}; {hint}known: {', '.join(sorted(DISTRIBUTIONS))}"
         )
     builder = _Builder(scope)
     positional = [builder.expr(a) for a in body.args]
@@ -167,7 +179,9 @@ def _choose_parameterization(row: DistRow, n_pos: int, keywords: Mapping, scope:
     known = {p for par in row.parameterizations for p in par.params}
     unknown = sorted(kws - known)
     if unknown:
-        raise scope.error(f"{row.name} has no argument {unknown[0]!r}; it takes {row.signature()}")
+        raise scope.error(
+            f"{row.name} has no argument {unknown[0]!r:.60}; it takes {row.signature()}"
+        )
     for par in row.parameterizations:
         if n_pos <= len(par.params) and kws == set(par.params[n_pos:]):
             return par
@@ -284,7 +298,10 @@ class _Builder:
                 "allowed"
             )
         if isinstance(value, int) and abs(value) > 2**53:
-            raise self.scope.error(f"the integer literal {value:.3g} is too large (limit 2**53)")
+            raise self.scope.error(
+                f"the integer literal {value!r:.12}... ({len(repr(value))} digits) is too large "
+                "(limit 2**53); write it as a float, e.g. 1e20"
+            )
         if not math.isfinite(value):
             raise self.scope.error(f"the literal {value!r} is not finite")
         return Const(value)
@@ -295,7 +312,7 @@ class _Builder:
         if name in scope.symbols:
             sym = scope.symbols[name]
             return Var(name, sym.role, sym.dims, sym.integer)
-        if name in scope.dim_order:
+        if name in scope.dim_index:
             raise scope.error(
                 f"{name!r} is a dim, not a value; use it inside brackets (x[{name}])"
             )
@@ -304,7 +321,7 @@ class _Builder:
         close = difflib.get_close_matches(name, list(scope.symbols), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise scope.error(
-            f"unknown name {name!r}{hint} Declare it under [data], [parameters] or [derived]"
+            f"unknown name {name!r:.60}{hint} Declare it under [data], [parameters] or [derived]"
         )
 
     def _UnaryOp(self, node: ast.UnaryOp) -> Expr:
@@ -341,7 +358,7 @@ class _Builder:
             close = difflib.get_close_matches(func, FUNCTIONS, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise self.scope.error(
-                f"unknown function {func!r}; {hint}known: {', '.join(FUNCTIONS)}"
+                f"unknown function {func!r:.60}; {hint}known: {', '.join(FUNCTIONS)}"
             )
         if node.keywords:
             raise self.scope.error(f"{func}() takes no keyword arguments")
@@ -359,7 +376,7 @@ class _Builder:
         base = self._Name(node.value)
         items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         names = [self._subscript_name(item) for item in items]
-        if all(n in scope.dim_order for n in names):
+        if all(isinstance(i, ast.Name) and i.id in scope.dim_index for i in items):
             if tuple(names) != base.dims:
                 raise scope.error(
                     f"{base.name} is declared with dims [{', '.join(base.dims)}], "

@@ -13,6 +13,7 @@ The format, with the Rats model as example, is documented in the README. In shor
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -44,7 +45,18 @@ __all__ = ["MAX_SPEC_BYTES", "bundled_specs", "load_spec", "parse_spec"]
 MAX_SPEC_BYTES = 1_000_000
 SECTIONS = ("model", "dims", "data", "parameters", "derived", "observed")
 DATA_FIELDS = ("dims", "type", "value", "file", "key", "indexes", "base")
-_KEY = re.compile(r"^\s*([^\[\]\s]+)\s*(?:\[\s*([^\[\]]*?)\s*\])?\s*$")
+_SECTION_LINE = re.compile(r"\[([^\[\]]*)\]")
+#: Most parts of a dotted TOML key (tomllib takes time quadratic in it: 50,000 parts take a minute).
+MAX_KEY_PARTS = 100
+# A dotted key of MAX_KEY_PARTS parts or more; it cannot start inside a word, string or dotted key,
+# so the search stays linear.
+_DOTTED_KEY_BOMB = re.compile(
+    r"""(?<![\w\-"'.])(?:(?:[\w\-]+|"[^"\n]*"|'[^'\n]*')[ \t]*\.[ \t]*)"""
+    + f"{{{MAX_KEY_PARTS}}}"
+)
+# One unambiguous way to match each character, so matching is linear (no backtracking blow-up
+# on hostile keys such as "a[" followed by thousands of spaces); dims are stripped afterwards.
+_KEY = re.compile(r"^\s*([^\[\]\s]+)\s*(?:\[([^\[\]]*)\])?\s*$")
 
 
 def bundled_specs() -> dict[str, Path]:
@@ -70,11 +82,15 @@ def load_spec(spec: str | Path) -> Model:
         path = bundled[spec]
     else:
         path = Path(spec)
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError:  # e.g. a name too long for the file system
+            found = False
+        if not found:
             close = difflib.get_close_matches(str(spec), bundled, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise SpecError(
-                f"no bundled model and no file called {str(spec)!r}{hint} "
+                f"no bundled model and no file called {str(spec)!r:.200}{hint} "
                 f"Bundled models: {', '.join(bundled)}; or give the path to a .toml spec"
             )
     size = path.stat().st_size
@@ -91,6 +107,12 @@ def load_spec(spec: str | Path) -> Model:
 
 def parse_spec(text: str, *, file: str = "<spec>", spec_dir: Path | None = None) -> Model:
     """Parse spec ``text``; ``spec_dir`` is where relative data files are looked for."""
+    if not isinstance(text, str):
+        raise SpecError(f"expected the spec as text (str), found {type(text).__name__}",
+                        file=file)
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(f"the spec is {len(text):,} characters; the limit is {MAX_SPEC_BYTES:,}",
+                        file=file)
     return _SpecParser(text, file, Path(spec_dir or Path.cwd())).parse()
 
 
@@ -100,33 +122,37 @@ class _SpecParser:
         self.file = file
         self.spec_dir = spec_dir
         self.lines = text.splitlines()
+        self._line_index: dict[str, tuple[int, dict[str, int]]] | None = None
+        self.dim_sources: dict[str, str] = {}
+        self._dim_order: tuple[str, ...] = ()
+        self._dim_index: dict[str, int] = {}
 
     # -- helpers ------------------------------------------------------------------------------
     def error(self, message: str, section: str | None = None, key: str | None = None,
               cls: type[SpecError] | type[DataError] = SpecError) -> Exception:
         entry = None
         if section:
-            entry = f"[{section}]" + (f" {key!r}" if key is not None else "")
+            entry = f"[{_short(section)}]" + (f" {_short(key, True)}" if key is not None else "")
         return cls(message, file=self.file, entry=entry, line=self.line_of(section, key))
 
     def line_of(self, section: str | None, key: str | None) -> int | None:
         """Best-effort 1-based line of ``key`` in ``[section]``."""
         if section is None:
             return None
-        start = None
-        for i, line in enumerate(self.lines):
-            if re.match(rf"^\s*\[\s*{re.escape(section)}\s*\]", line):
-                start = i
-                break
+        if self._line_index is None:
+            self._line_index = _index_lines(self.lines)
+        start, keys = self._line_index.get(section, (None, {}))
         if start is None or key is None:
-            return None if start is None else start + 1
-        pat = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
-        for i in range(start + 1, len(self.lines)):
-            if re.match(r"^\s*\[", self.lines[i]):
-                break
-            if pat.match(self.lines[i]):
-                return i + 1
-        return None
+            return start
+        return keys.get(key)
+
+    def scope(self, symbols: Mapping[str, Symbol], section: str, key: str) -> Scope:
+        """The scope of entry ``key`` of ``section`` (dims as declared so far)."""
+        if len(self._dim_order) != len(self.dim_sizes):  # dims are only ever added
+            self._dim_order = tuple(self.dim_sizes)
+            self._dim_index = {d: i for i, d in enumerate(self._dim_order)}
+        return Scope(symbols, self._dim_order, self.file, f"[{section}] {_short(key, True)}",
+                     self.line_of(section, key), self._dim_index)
 
     def table(self, doc: Mapping, section: str, required: bool) -> Mapping:
         value = doc.get(section)
@@ -158,6 +184,8 @@ class _SpecParser:
             )
         name = self.check_name(match.group(1), section, key)
         dims_text = match.group(2)
+        if dims_text is not None:
+            dims_text = dims_text.strip()
         dims: tuple[str, ...] = ()
         if dims_text is not None:
             parts = [d.strip() for d in dims_text.split(",")]
@@ -169,26 +197,35 @@ class _SpecParser:
                     close = difflib.get_close_matches(d, self.dim_sizes, n=1)
                     hint = f"; did you mean {close[0]!r}?" if close else ""
                     raise self.error(
-                        f"unknown dim {d!r}{hint} Declare it under [dims]", section, key
+                        f"unknown dim {d!r:.60}{hint} Declare it under [dims]", section, key
                     )
             if len(set(dims)) != len(dims):
-                raise self.error(f"dim repeated in {key!r}", section, key)
+                raise self.error(f"dim repeated in {_short(key, True)}", section, key)
         return name, dims
 
     # -- the sections ---------------------------------------------------------------------------
     def parse(self) -> Model:
+        bomb = _DOTTED_KEY_BOMB.search(self.text)
+        if bomb:
+            line = self.text.count("\n", 0, bomb.start()) + 1
+            raise SpecError(
+                f"a dotted key of more than {MAX_KEY_PARTS} parts; the spec nests tables a few "
+                "levels deep at most", file=self.file, line=line,
+            )
         try:
             doc = tomllib.loads(self.text)
         except tomllib.TOMLDecodeError as exc:
             raise SpecError(f"not valid TOML: {exc}", file=self.file) from None
         except RecursionError:
             raise SpecError("not valid TOML: nested too deeply", file=self.file) from None
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits
+            raise SpecError(f"not valid TOML: {exc}", file=self.file) from None
         for section in doc:
             if section not in SECTIONS:
                 close = difflib.get_close_matches(section, SECTIONS, n=1)
                 hint = f"; did you mean [{close[0]}]?" if close else ""
                 raise self.error(
-                    f"unknown section [{section}]{hint} Sections: "
+                    f"unknown section [{_short(section)}]{hint} Sections: "
                     + ", ".join(f"[{s}]" for s in SECTIONS),
                     section,
                 )
@@ -229,6 +266,12 @@ class _SpecParser:
             )
         return dict(meta)
 
+    def dim_size(self, size: object, name: str) -> int:
+        try:
+            return datamod.check_finite_size(size, file=self.file, entry=f"[dims] {name!r}")
+        except SpecError as exc:  # the same error, with the entry's line
+            raise self.error(exc.message, "dims", name) from None
+
     def parse_dims(self, dims: Mapping) -> None:
         for name, value in dims.items():
             self.check_name(name, "dims", name)
@@ -238,12 +281,11 @@ class _SpecParser:
                 unknown = set(value) - {"size", "coords"}
                 if unknown:
                     raise self.error(
-                        f"unknown field {sorted(unknown)[0]!r}; a dim takes size and coords",
+                        f"unknown field {sorted(unknown)[0]!r:.60}; a dim takes size and coords",
                         "dims", name,
                     )
                 if "size" in value:
-                    size = datamod.check_finite_size(value["size"], file=self.file,
-                                                     entry=f"[dims] {name!r}")
+                    size = self.dim_size(value["size"], name)
                 if "coords" in value:
                     raw = value["coords"]
                     if not isinstance(raw, list) or not all(
@@ -258,10 +300,9 @@ class _SpecParser:
                         raise self.error(
                             f"size = {size} but {len(coords)} coords are given", "dims", name
                         )
-                    size = datamod.check_finite_size(len(coords), file=self.file,
-                                                     entry=f"[dims] {name!r}")
+                    size = self.dim_size(len(coords), name)
             else:
-                size = datamod.check_finite_size(value, file=self.file, entry=f"[dims] {name!r}")
+                size = self.dim_size(value, name)
             self.dim_sizes[name] = size
             self.dim_coords[name] = coords
 
@@ -279,7 +320,7 @@ class _SpecParser:
             unknown = sorted(set(spec) - set(DATA_FIELDS))
             if unknown:
                 raise self.error(
-                    f"unknown field {unknown[0]!r}; data takes {', '.join(DATA_FIELDS)}",
+                    f"unknown field {unknown[0]!r:.60}; data takes {', '.join(DATA_FIELDS)}",
                     "data", name,
                 )
             kind = spec.get("type", "real")
@@ -290,12 +331,19 @@ class _SpecParser:
             dims = spec.get("dims", [])
             if not isinstance(dims, list) or not all(isinstance(d, str) for d in dims):
                 raise self.error('dims must be a list of dim names, e.g. ["rat"]', "data", name)
+            if len(set(dims)) != len(dims):
+                raise self.error(f"a dim is repeated in dims {dims!r:.80}; list each dim once",
+                                 "data", name)
             for d in dims:
                 if d not in self.dim_sizes:
-                    raise self.error(f"unknown dim {d!r}; declare it under [dims]", "data", name)
+                    raise self.error(f"unknown dim {d!r:.60}; declare it under [dims]", "data",
+                                     name)
             value = self.data_value(name, spec, files)
             entry = f"[data] {name!r}"
-            arr = datamod.to_array(value, kind, file=self.file, entry=entry)
+            try:
+                arr = datamod.to_array(value, kind, file=self.file, entry=entry)
+            except DataError as exc:  # the same error, with the entry's line
+                raise self.error(exc.message, "data", name, cls=DataError) from None
             if arr.ndim != len(dims):
                 raise self.error(
                     f"declared with {len(dims)} dim(s) [{', '.join(dims)}] but the value has "
@@ -309,9 +357,9 @@ class _SpecParser:
                         raise self.error(f"dim {d!r} would have size 0", "data", name,
                                          cls=DataError)
                     self.dim_sizes[d] = n
-                    self.dim_sources = {**getattr(self, "dim_sources", {}), d: name}
+                    self.dim_sources[d] = name
                 elif known != n:
-                    source = getattr(self, "dim_sources", {}).get(d, "[dims]")
+                    source = self.dim_sources.get(d, "[dims]")
                     raise self.error(
                         f"has {n} entries along dim {d!r}, but {d!r} has size {known} "
                         f"(from {source}); the shapes must agree",
@@ -341,9 +389,13 @@ class _SpecParser:
         if path not in files:
             files[path] = datamod.read_data_file(path)
         key = spec.get("key", name)
+        if not isinstance(key, str) or not key:
+            raise self.error(f"key must be a non-empty string, found {key!r:.40}", "data", name)
         if key not in files[path]:
+            known = ", ".join(_short(k, True) for k in list(files[path])[:20])
+            more = ", ..." if len(files[path]) > 20 else ""
             raise DataError(
-                f"{path.name} has no entry {key!r}; it has {', '.join(map(str, files[path]))}",
+                f"{path.name} has no entry {_short(key, True)}; it has {known}{more}",
                 file=self.file, entry=f"[data] {name!r}", line=self.line_of("data", name),
             )
         return files[path][key]
@@ -354,12 +406,19 @@ class _SpecParser:
                 f'index data needs indexes = "<dim>" naming a declared dim, found {indexes!r:.30}',
                 "data", name,
             )
-        if base not in (0, 1) or isinstance(base, bool):
+        if isinstance(base, bool) or not isinstance(base, int) or base not in (0, 1):
             raise self.error(f"base must be 0 or 1, found {base!r:.20}", "data", name)
         size = self.dim_sizes[indexes]
         if size is None:
             size = int(arr.max()) - base + 1 if arr.size else 1
+            if size > datamod.MAX_DIM_SIZE:
+                raise self.error(
+                    f"its largest value {arr.max()} would make dim {indexes!r} {size:,} long "
+                    f"(limit {datamod.MAX_DIM_SIZE:,}); fix the data or give the dim's size "
+                    "under [dims]", "data", name, cls=DataError,
+                )
             self.dim_sizes[indexes] = size
+            self.dim_sources[indexes] = f"the largest value of {name}"
         if arr.size and (arr.min() < base or arr.max() > size - 1 + base):
             raise self.error(
                 f"holds values {arr.min()}..{arr.max()}, outside {base}..{size - 1 + base} "
@@ -388,7 +447,6 @@ class _SpecParser:
                 if name in entries or name in data or name in self.dim_sizes:
                     raise self.error(f"{name!r} is defined twice; rename one", section, key)
                 entries[name] = (section, key, dims, value)
-        dim_order = tuple(self.dim_sizes)
         symbols: dict[str, Symbol] = {
             d.name: Symbol(Role.DATA, d.dims, d.kind != "real", d.indexes) for d in data.values()
         }
@@ -397,16 +455,14 @@ class _SpecParser:
                 symbols[name] = Symbol(Role.PARAM, dims)
         # Order: every name after the names it uses (a cycle is an error).
         deps = {}
+        names = set(entries)
         for name, (section, key, _dims, value) in entries.items():
-            scope = Scope(symbols, dim_order, self.file, f"[{section}] {key!r}",
-                          self.line_of(section, key))
-            deps[name] = referenced(value, scope) & set(entries)
+            deps[name] = referenced(value, self.scope(symbols, section, key)) & names
         order = self.topological(deps, entries)
         statements: list[Statement] = []
         for name in order:
             section, key, dims, value = entries[name]
-            scope = Scope(symbols, dim_order, self.file, f"[{section}] {key!r}",
-                          self.line_of(section, key))
+            scope = self.scope(symbols, section, key)
             if section == "parameters":
                 dist = parse_dist(value, scope)
                 row = DISTRIBUTIONS[dist.name]
@@ -416,6 +472,7 @@ class _SpecParser:
                         "cannot sample; marginalize it out, or observe it under [observed]"
                     )
                 self.check_dims(scope, name, dims, dist.dims)
+                self.check_size(scope, name, dims)
                 statements.append(ParamDecl(name, dims, dist))
             else:
                 expr = parse_expr(value, scope)
@@ -423,6 +480,7 @@ class _SpecParser:
                     self.check_dims(scope, name, dims, expr.dims)
                 else:
                     dims = expr.dims
+                self.check_size(scope, name, dims)
                 symbols[name] = Symbol(Role.DERIVED, dims)
                 statements.append(DerivedDecl(name, dims, expr))
         return tuple(statements)
@@ -457,6 +515,14 @@ class _SpecParser:
                     stack.append((child, iter(sorted(deps[child]))))
         return order
 
+    def check_size(self, scope: Scope, name: str, dims: tuple[str, ...]) -> None:
+        shape = tuple(self.dim_sizes[d] for d in dims)
+        if not datamod.fits_limit(shape):
+            raise scope.error(
+                f"{name}[{', '.join(dims)}] would hold {math.prod(shape):,} values (limit "
+                f"{datamod.MAX_ELEMENTS:,}); check the dim sizes"
+            )
+
     def check_dims(self, scope: Scope, name: str, lhs: tuple[str, ...], rhs: tuple[str, ...]):
         extra = [d for d in rhs if d not in lhs]
         if extra:
@@ -482,8 +548,7 @@ class _SpecParser:
         seen = set()
         for key, value in section.items():
             name, dims = self.split_key(key, "observed")
-            scope = Scope(symbols, tuple(self.dim_sizes), self.file, f"[observed] {key!r}",
-                          self.line_of("observed", key))
+            scope = self.scope(symbols, "observed", key)
             if name not in data:
                 raise scope.error(
                     f"{name!r} is observed but not declared under [data]; declare it there"
@@ -529,3 +594,40 @@ class _SpecParser:
                 f"{decl.name} holds {bad} of {dist.name}; fix the data or the distribution",
                 file=scope.file, entry=scope.entry, line=scope.line,
             )
+
+
+def _short(text: object, quote: bool = False, limit: int = 60) -> str:
+    """``text`` for a message: one line (repr-escaped if it holds odd characters), cut short."""
+    text = str(text)
+    shown = repr(text) if quote or not text.isprintable() else text
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def _index_lines(lines: list[str]) -> dict[str, tuple[int, dict[str, int]]]:
+    """Map each section to its header's line and the line of each of its keys (1-based)."""
+    index: dict[str, tuple[int, dict[str, int]]] = {}
+    keys: dict[str, int] | None = None
+    for i, line in enumerate(lines, start=1):
+        text = line.lstrip()
+        if text.startswith("["):
+            keys = None
+            head = _SECTION_LINE.match(text)
+            if head and head.group(1).strip() not in index:
+                keys = {}
+                index[head.group(1).strip()] = (i, keys)
+            continue
+        if keys is None:
+            continue
+        if text[:1] in ("'", '"'):
+            end = text.find(text[0], 1)
+            if end < 0:
+                continue
+            key, rest = text[1:end], text[end + 1 :]
+        else:
+            eq = text.find("=")
+            if eq < 0:
+                continue
+            key, rest = text[:eq].rstrip(), text[eq:]
+        if rest.lstrip().startswith("="):
+            keys.setdefault(key, i)
+    return index
