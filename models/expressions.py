@@ -126,12 +126,15 @@ def parse_expr(text: object, scope: Scope) -> Expr:
     """Parse an expression string (e.g. ``"1 / sqrt(tau)"``) into an IR expression."""
     body = _parse_tree(text, scope, "expression")
     _check_depth(body, scope)
-    if isinstance(body, ast.Call) and isinstance(body.func, ast.Name):
-        if body.func.id in DISTRIBUTIONS:
-            raise scope.error(
-                f"found the distribution {body.func.id}(...) where an expression was expected; "
-                "put distributions under [parameters] or [observed], expressions under [derived]"
-            )
+    if (
+        isinstance(body, ast.Call)
+        and isinstance(body.func, ast.Name)
+        and body.func.id in DISTRIBUTIONS
+    ):
+        raise scope.error(
+            f"found the distribution {body.func.id}(...) where an expression was expected; "
+            "put distributions under [parameters] or [observed], expressions under [derived]"
+        )
     expr = _Builder(scope).expr(body)
     _fold(expr, scope)
     return expr

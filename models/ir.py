@@ -9,8 +9,7 @@ to the dims of the statement it appears in (see ``crossppl.backends.layout``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Union
+from enum import StrEnum
 
 import numpy as np
 
@@ -50,7 +49,7 @@ FUNCTIONS: dict[str, int] = {
 }
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """What a name refers to."""
 
     DATA = "data"
@@ -113,7 +112,7 @@ class Call:
     dims: tuple[str, ...]
 
 
-Expr = Union[Const, Var, Index, Unary, Binary, Call]
+Expr = Const | Var | Index | Unary | Binary | Call
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +181,7 @@ class ObservedDecl:
     dist: Dist
 
 
-Statement = Union[ParamDecl, DerivedDecl]
+Statement = ParamDecl | DerivedDecl
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from crossppl.backends import get_backend
+from crossppl.backends.base import Draws, model_data, program_hash, to_inference_data
 
 import crossppl
 from crossppl.api import save_netcdf
-from crossppl.backends import get_backend
-from crossppl.backends.base import Draws, model_data, program_hash, to_inference_data
 from crossppl.config import FitConfig
 from crossppl.errors import ConfigError, EngineError
 
@@ -53,7 +53,7 @@ def _fake_draws(rats, chains=2, draws=5, shape_bug=False):
     for s in rats.statements:
         shape = (chains, draws, *(rats.dim(d).size for d in s.dims))
         if shape_bug and s.name == "alpha":
-            shape = shape[:-1] + (29,)
+            shape = (*shape[:-1], 29)
         post[s.name] = rng.normal(size=shape)
     stats = {
         "lp": rng.normal(size=(chains, draws)),

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import special, stats
-
 from crossppl.backends import get_backend
 from crossppl.models import DISTRIBUTIONS, parse_spec
+from scipy import special, stats
 
 from .conftest import BACKENDS
 
