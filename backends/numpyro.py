@@ -21,11 +21,17 @@ FitConfig maps to NumPyro as: chains/warmup/draws -> num_chains/num_warmup/num_s
 max_tree_depth, init "uniform" -> ``init_to_uniform(radius=2)`` (Stan's default; "engine" leaves
 NumPyro's default, which is the same), progress -> progress_bar. Chains run in parallel on one
 JAX CPU device each when JAX can still be given the devices (see :func:`choose_chain_method`).
+
+Hand-written programs (:class:`~.base.UserProgram`): the entry (default ``model``) IS the model
+function; it is called with the spec's data by name (:mod:`~.userprog`; observed arguments get
+the data) and run by the same code as a generated model; draws and per-site log-density terms
+come back under the spec's names.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import time
@@ -53,9 +59,21 @@ from crossppl.models.ir import (
 from crossppl.config import FitConfig, cache_dir
 from crossppl.errors import EngineError, NotYetTranslated
 
-from .base import Backend, Draws, Generator, model_data
+from .base import Backend, Draws, Generator, UserProgram, model_data
 from .layout import align
 from .pyexec import load_module
+from .userprog import (
+    call_entry,
+    check_shapes,
+    entry_arguments,
+    entry_function,
+    load_program,
+    program_points,
+    spec_posterior,
+    spec_terms,
+    spec_variables,
+    user_failure,
+)
 
 __all__ = [
     "DIST_RULES",
@@ -465,6 +483,9 @@ EXTRA_FIELDS: dict[str, str] = {
 
 _JAX_CONFIGURED = False
 
+#: The function of a hand-written NumPyro program used when its UserProgram names none.
+USER_ENTRY = "model"
+
 
 def configure_compilation_cache() -> Path | None:
     """Point JAX's persistent compilation cache at ``cache_dir("jax")``, unless the user has.
@@ -565,6 +586,38 @@ class NumPyroBackend(Backend):
             raise EngineError(self.name, "numpyro", "the program defines no model() function")
         return module.model
 
+    def _load_user(self, model: Model, program: UserProgram):
+        """A hand-written program's entry (default ``model``) and the arguments it gets."""
+        module = load_program(program)
+        fn = entry_function(program, module, USER_ENTRY)
+        args, kwargs = entry_arguments(fn, model, program, USER_ENTRY)
+        return fn, args, kwargs, list(inspect.signature(fn).parameters)
+
+    def _user_sites(self, program: UserProgram, fn, args: tuple, kwargs: dict) -> dict:
+        """Run the user's model once (latent values as NUTS starts from them: uniform on
+        (-2, 2) unconstrained, seed 0) and return its sites: name -> ``(kind, shape)``, kind
+        ``latent``, ``observed`` or ``deterministic``. Call inside :func:`_numpyro_env`. An
+        exception is the user's :class:`ProgramError`."""
+        from numpyro import handlers
+        from numpyro.infer import init_to_uniform
+
+        def run(*a, **k):
+            seeded = handlers.seed(fn, rng_seed=0)
+            start = handlers.substitute(seeded, substitute_fn=init_to_uniform(radius=2))
+            return handlers.trace(start).get_trace(*a, **k)
+
+        trace = call_entry(program, run, args, kwargs, USER_ENTRY)
+        sites = {}
+        for name, site in trace.items():
+            if site["type"] == "sample":
+                kind = "observed" if site.get("is_observed") else "latent"
+            elif site["type"] == "deterministic":
+                kind = "deterministic"
+            else:
+                continue
+            sites[name] = (kind, tuple(np.shape(site["value"])))
+        return sites
+
     def sample(self, model: Model, program: str, config: FitConfig, engine: str) -> Draws:
         """Run ``program``'s ``model`` with NUTS under ``config``.
 
@@ -574,22 +627,59 @@ class NumPyroBackend(Backend):
         back in host memory.
         """
         engine = self.check_engine(engine)
+        start = time.perf_counter()
+        fn = self._load(model, program)
+        draws = self._run(fn, (), model_data(model), config, engine, start)
+        posterior = {}
+        for stmt in model.statements:
+            if stmt.name not in draws.posterior:
+                raise EngineError(self.name, engine, f"no draws of {stmt.name!r}")
+            posterior[stmt.name] = np.asarray(draws.posterior[stmt.name], dtype=np.float64)
+        draws.posterior = posterior
+        return draws
+
+    def sample_user(
+        self, model: Model, program: UserProgram, config: FitConfig, engine: str
+    ) -> Draws:
+        """Fit a hand-written NumPyro program: its entry (default ``model``) IS the model
+        function, called with the spec's data by name (observed arguments receive the data), and
+        run exactly as a generated program is (:meth:`sample`). Draws are keyed by the spec's
+        names and shaped as the spec's dims (size-1 axes squeezed); other sites are dropped."""
+        engine = self.check_engine(engine)
+        start = time.perf_counter()
+        fn, args, kwargs, params = self._load_user(model, program)
+        with _numpyro_env(config.chains):
+            sites = self._user_sites(program, fn, args, kwargs)
+        names = spec_variables(
+            model,
+            program,
+            [n for n, (kind, _) in sites.items() if kind != "observed"],
+            parameters=[*params, *(n for n, (kind, _) in sites.items() if kind == "observed")],
+            default=USER_ENTRY,
+        )
+        check_shapes(model, program, names, {n: shape for n, (_, shape) in sites.items()})
+        draws = self._run(fn, args, kwargs, config, engine, start)
+        draws.posterior = spec_posterior(model, program, draws.posterior, names,
+                                         (config.chains, config.draws))
+        return draws
+
+    def _run(self, fn, args: tuple, kwargs: Mapping, config: FitConfig, engine: str,
+             start: float) -> Draws:
+        """NUTS on the model function ``fn(*args, **kwargs)`` under ``config``; the posterior
+        holds every latent and deterministic site under the program's own names."""
         import jax
         from numpyro.infer import MCMC, NUTS, init_to_uniform
 
-        start = time.perf_counter()
-        fn = self._load(model, program)
-        data = model_data(model)
         # Everything JAX touches (kernel, keys, data) is made inside the x64 context.
         with _numpyro_env(config.chains):
-            kwargs = {}
+            options = {}
             if config.init == "uniform":
-                kwargs["init_strategy"] = init_to_uniform(radius=2)
+                options["init_strategy"] = init_to_uniform(radius=2)
             kernel = NUTS(
                 fn,
                 target_accept_prob=config.target_accept,
                 max_tree_depth=config.max_treedepth,
-                **kwargs,
+                **options,
             )
             method = choose_chain_method(config.chains)
             mcmc = MCMC(
@@ -602,18 +692,13 @@ class NumPyroBackend(Backend):
             )
             built = time.perf_counter()
             try:
-                mcmc.run(jax.random.PRNGKey(config.seed), extra_fields=tuple(EXTRA_FIELDS),
-                         **data)
+                mcmc.run(jax.random.PRNGKey(config.seed), *args,
+                         extra_fields=tuple(EXTRA_FIELDS), **kwargs)
             except (ValueError, RuntimeError, TypeError, FloatingPointError) as exc:
                 raise EngineError(self.name, engine, f"sampling failed: {exc}") from exc
             samples = jax.device_get(mcmc.get_samples(group_by_chain=True))
             fields = jax.device_get(mcmc.get_extra_fields(group_by_chain=True))
         done = time.perf_counter()
-        posterior = {}
-        for stmt in model.statements:
-            if stmt.name not in samples:
-                raise EngineError(self.name, engine, f"no draws of {stmt.name!r}")
-            posterior[stmt.name] = np.asarray(samples[stmt.name], dtype=np.float64)
         stats = {EXTRA_FIELDS[k]: np.asarray(v) for k, v in fields.items() if k in EXTRA_FIELDS}
         stats["lp"] = -stats["lp"].astype(np.float64)
         stats["diverging"] = stats["diverging"].astype(bool)
@@ -621,7 +706,7 @@ class NumPyroBackend(Backend):
         stats["n_steps"] = steps
         stats["tree_depth"] = np.floor(np.log2(np.maximum(steps, 1))).astype(np.int64) + 1
         return Draws(
-            posterior=posterior,
+            posterior={k: np.asarray(v) for k, v in samples.items()},
             sample_stats=stats,
             engine=engine,
             build_seconds=built - start,
@@ -629,24 +714,69 @@ class NumPyroBackend(Backend):
             extra_attrs={"numpyro_chain_method": method, "jax_enable_x64": "true"},
         )
 
+    # -- log density ------------------------------------------------------------------------
     def log_density(
         self, model: Model, program: str, points: Mapping[str, np.ndarray]
     ) -> np.ndarray:
-        import jax
-        from numpyro.infer.util import log_density
+        return self._generated_terms(model, program, points)[0]
 
+    def log_density_user(
+        self, model: Model, program: UserProgram, points: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
+        """:meth:`log_density` of a hand-written program (every sample site's log probability,
+        constrained space, no Jacobian); ``points`` are keyed by the spec's names (mapped to the
+        program's through :attr:`UserProgram.names`)."""
+        return self._user_terms(model, program, points)[0]
+
+    def log_density_terms(
+        self, model: Model, program: str | UserProgram, points: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Per-site log probabilities (spec name -> ``(n,)``, each summed over the site's
+        elements and scaled as NumPyro scales them) of a generated program (``program`` as
+        :meth:`emit` wrote it) or a hand-written one."""
+        if isinstance(program, UserProgram):
+            return spec_terms(program, self._user_terms(model, program, points)[1])
+        return spec_terms(None, self._generated_terms(model, program, points)[1])
+
+    def _generated_terms(self, model: Model, program: str, points: Mapping[str, np.ndarray]):
         fn = self._load(model, program)
-        data = model_data(model)
         names = [p.name for p in model.parameters]
         missing = [n for n in names if n not in points]
         if missing:
             raise ValueError(f"points lack values of {missing}")
+        values = {n: np.asarray(points[n], dtype=np.float64) for n in names}
+        return self._site_log_probs(fn, (), model_data(model), values)
+
+    def _user_terms(self, model: Model, program: UserProgram,
+                    points: Mapping[str, np.ndarray]):
+        fn, args, kwargs, _ = self._load_user(model, program)
         with _numpyro_env():
-            values = {n: jax.numpy.asarray(np.asarray(points[n], dtype=np.float64)) for n in names}
+            sites = self._user_sites(program, fn, args, kwargs)
+        shapes = {n: shape for n, (kind, shape) in sites.items() if kind == "latent"}
+        _, values = program_points(model, program, points, shapes)
+        try:
+            return self._site_log_probs(fn, args, kwargs, values)
+        except Exception as exc:
+            raise user_failure(program, exc, "evaluating its log density at the points",
+                               USER_ENTRY) or EngineError(
+                self.name, "numpyro", f"evaluating the log density failed: {exc}"
+            ) from exc
 
-            def one(params):
-                return log_density(fn, (), data, params)[0]
+    def _site_log_probs(self, fn, args: tuple, kwargs: Mapping,
+                        values: Mapping[str, np.ndarray]):
+        """The joint log density ``(n,)`` and each sample site's term (name -> ``(n,)``) of
+        ``fn(*args, **kwargs)`` with its latent sites set to ``values`` (name -> ``(n, ...)``)."""
+        import jax
+        from numpyro.infer.util import compute_log_probs
 
-            out = jax.jit(jax.vmap(one))(values)
-            return np.asarray(jax.device_get(out), dtype=np.float64)
+        with _numpyro_env():
+            params = {n: jax.numpy.asarray(v) for n, v in values.items()}
 
+            def one(point):
+                terms = compute_log_probs(fn, args, dict(kwargs), point)[0]
+                # the sum in the trace's order, as numpyro.infer.util.log_density takes it
+                return sum(terms.values(), start=0.0), terms
+
+            total, terms = jax.device_get(jax.jit(jax.vmap(one))(params))
+        return (np.asarray(total, dtype=np.float64),
+                {n: np.asarray(v, dtype=np.float64) for n, v in terms.items()})

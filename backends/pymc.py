@@ -6,6 +6,11 @@ as :func:`crossppl.backends.base.model_data` gives it; ``coords``: ``model.coord
 a script. :class:`PyMCBackend` executes exactly that source (:func:`~.pyexec.load_module`), builds
 the model and samples it.
 
+Hand-written programs (:class:`~.base.UserProgram`): the entry (default ``build_model``) is called
+with the spec's data by name (:mod:`~.userprog`) and returns a ``pm.Model``, sampled by the same
+code as a generated model; draws and per-variable log-density terms come back under the spec's
+names.
+
 PyTensor's compile cache goes under ``crossppl.config.cache_dir("pytensor")`` unless the user
 chose a compile dir (``PYTENSOR_FLAGS`` or a ``.pytensorrc``); this only works when this module
 is imported before PyTensor is (the normal path: ``crossppl.fit`` imports it on first use).
@@ -18,6 +23,7 @@ import contextlib
 import dataclasses
 import hashlib
 import importlib.util
+import inspect
 import logging
 import os
 import sys
@@ -51,9 +57,21 @@ from crossppl.models.spec import bundled_specs
 from crossppl.config import FitConfig, cache_dir
 from crossppl.errors import EngineError, NotYetTranslated
 
-from .base import Backend, Draws, Generator, model_data
+from .base import Backend, Draws, Generator, UserProgram, model_data
 from .layout import align
 from .pyexec import load_module
+from .userprog import (
+    ProgramError,
+    call_entry,
+    entry_arguments,
+    entry_function,
+    load_program,
+    program_points,
+    spec_posterior,
+    spec_terms,
+    spec_variables,
+    user_key,
+)
 
 __all__ = ["DIST_RULES", "FUNCTIONS", "PyMCBackend", "PyMCDist", "PyMCGenerator"]
 
@@ -442,6 +460,9 @@ def _cached(cache: OrderedDict[str, Any], key: str, make: Callable[[], Any]) -> 
     return value
 
 
+#: The function of a hand-written PyMC program called when its UserProgram names none.
+USER_ENTRY = "build_model"
+
 _NOISY_LOGGERS = ("pymc", "pytensor", "numba", "nutpie")
 
 
@@ -517,22 +538,79 @@ class PyMCBackend(Backend):
             module = load_module(program, f"{model.name}_pymc")
             return module.build_model(model_data(model), model.coords)
 
-    def sample(self, model: Model, program: str, config: FitConfig, engine: str) -> Draws:
+    def build_user(self, model: Model, program: UserProgram) -> tuple[Any, list[str]]:
+        """Import a hand-written program and call its entry (default ``build_model``) with the
+        spec's data by name (see :mod:`~.userprog`); returns the ``pm.Model`` it built and the
+        entry's parameter names. The user's mistakes are :class:`~.userprog.ProgramError`."""
+        import pymc as pm
+
+        with _quiet():
+            module = load_program(program)
+            fn = entry_function(program, module, USER_ENTRY)
+            args, kwargs = entry_arguments(fn, model, program, USER_ENTRY)
+            result = call_entry(program, fn, args, kwargs, USER_ENTRY)
+        if not isinstance(result, pm.Model):
+            raise ProgramError(
+                f"it returned {type(result).__name__}, not a pm.Model; build the model in "
+                "`with pm.Model() as model:` and end the function with `return model`",
+                file=str(program.path), entry=f"{program.entry or USER_ENTRY}()",
+            )
+        return result, list(inspect.signature(fn).parameters)
+
+    # -- sampling ---------------------------------------------------------------------------------
+    def _check_sampler(self, engine: str) -> str:
         engine = self.check_engine(engine)
         if engine == "nutpie" and importlib.util.find_spec("nutpie") is None:
             raise EngineError(
                 self.name, engine, "nutpie is not installed; pip install nutpie, or use "
                 "engine='pymc'"
             )
+        return engine
+
+    def sample(self, model: Model, program: str, config: FitConfig, engine: str) -> Draws:
+        engine = self._check_sampler(engine)
         start = time.perf_counter()
         try:
             pm_model = self.build(model, program)
         except Exception as exc:
             raise EngineError(self.name, engine, f"building the model failed: {exc}") from exc
+        key = _data_key(program, model_data(model), model.coords)
+        return self._run(pm_model, key, self._names(model), config, engine, start)
+
+    def sample_user(
+        self, model: Model, program: UserProgram, config: FitConfig, engine: str
+    ) -> Draws:
+        """Fit a hand-written PyMC program: its entry (default ``build_model``) is called with
+        the spec's data by name and returns a ``pm.Model``, which is sampled exactly as a
+        generated program is (:meth:`sample`). Draws are keyed by the spec's names and shaped
+        as the spec's dims (size-1 axes squeezed); the program's other variables are dropped.
+        """
+        engine = self._check_sampler(engine)
+        start = time.perf_counter()
+        pm_model, params = self.build_user(model, program)
+        names = spec_variables(
+            model,
+            program,
+            [v.name for v in (*pm_model.free_RVs, *pm_model.deterministics)],
+            parameters=[*params, *(v.name for v in (*pm_model.observed_RVs,
+                                                     *pm_model.potentials))],
+            default=USER_ENTRY,
+        )
+        key = _data_key(f"{user_key(program)}\0{sorted(names.items())}", model_data(model),
+                        model.coords)
+        draws = self._run(pm_model, key, list(names), config, engine, start)
+        draws.posterior = spec_posterior(model, program, draws.posterior, names,
+                                         (config.chains, config.draws))
+        return draws
+
+    def _run(self, pm_model: Any, key: str, names: list[str], config: FitConfig, engine: str,
+             start: float) -> Draws:
+        """Sample ``pm_model`` with ``engine``, keeping the variables ``names``; ``key``
+        identifies the model and data in the compile cache."""
         run = self._sample_nutpie if engine == "nutpie" else self._sample_pymc
         try:
             with _quiet():
-                return run(model, program, pm_model, config, start)
+                return run(pm_model, key, names, config, start)
         except EngineError:
             raise
         except Exception as exc:
@@ -544,7 +622,7 @@ class PyMCBackend(Backend):
         return [s.name for s in model.statements]
 
     def _sample_nutpie(
-        self, model: Model, program: str, pm_model: Any, config: FitConfig, start: float
+        self, pm_model: Any, key: str, names: list[str], config: FitConfig, start: float
     ) -> Draws:
         import nutpie
 
@@ -554,9 +632,7 @@ class PyMCBackend(Backend):
                 "set warmup >= 1 or use engine='pymc'"
             )
         compiled = _cached(
-            _NUTPIE_CACHE,
-            _data_key(program, model_data(model), model.coords),
-            lambda: nutpie.compile_pymc_model(pm_model, var_names=self._names(model)),
+            _NUTPIE_CACHE, key, lambda: nutpie.compile_pymc_model(pm_model, var_names=names)
         )
         if config.init == "uniform":
             compiled = dataclasses.replace(
@@ -579,14 +655,14 @@ class PyMCBackend(Backend):
         if idata.posterior.sizes["draw"] < config.draws:
             # nutpie returns what it has on Ctrl-C; pass the interrupt on instead
             raise KeyboardInterrupt("nutpie sampling was interrupted")
-        posterior = {n: np.asarray(idata.posterior[n].values) for n in self._names(model)}
+        posterior = {n: np.asarray(idata.posterior[n].values) for n in names}
         raw = idata.sample_stats
         stats = {ours: np.asarray(raw[theirs].values) for theirs, ours in _NUTPIE_STATS.items()
                  if theirs in raw}
         return Draws(posterior, _clean_stats(stats), "nutpie", built - start, done - built)
 
     def _sample_pymc(
-        self, model: Model, program: str, pm_model: Any, config: FitConfig, start: float
+        self, pm_model: Any, key: str, names: list[str], config: FitConfig, start: float
     ) -> Draws:
         import pymc as pm
 
@@ -616,9 +692,7 @@ class PyMCBackend(Backend):
         if len(trace) < config.draws or trace.nchains < config.chains:
             # pm.sample returns what it has on Ctrl-C; pass the interrupt on instead
             raise KeyboardInterrupt("PyMC sampling was interrupted")
-        posterior = {
-            n: np.stack(trace.get_values(n, combine=False)) for n in self._names(model)
-        }
+        posterior = {n: np.stack(trace.get_values(n, combine=False)) for n in names}
         stats = {
             ours: np.stack(trace.get_sampler_stats(theirs, combine=False))
             for theirs, ours in _PYMC_STATS.items()
@@ -630,9 +704,33 @@ class PyMCBackend(Backend):
     def log_density(
         self, model: Model, program: str, points: Mapping[str, np.ndarray]
     ) -> np.ndarray:
-        from pymc.logprob.utils import ParameterValueError
-        from pymc.model.transform.conditioning import remove_value_transforms
+        terms, names = self._generated_terms(model, program, points)
+        return _total(terms, names)
 
+    def log_density_user(
+        self, model: Model, program: UserProgram, points: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
+        """:meth:`log_density` of a hand-written program: every prior, likelihood and
+        ``pm.Potential`` term, in constrained space without Jacobians; ``points`` are keyed by
+        the spec's names (mapped to the program's through :attr:`UserProgram.names`)."""
+        terms, names = self._user_terms(model, program, points)
+        return _total(terms, names)
+
+    def log_density_terms(
+        self, model: Model, program: str | UserProgram, points: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Per-variable terms (spec name -> ``(n,)``, each summed over its elements) of a
+        generated program (``program`` as :meth:`emit` wrote it) or a hand-written one. A
+        ``pm.Potential`` appears under its own (mapped) name."""
+        if isinstance(program, UserProgram):
+            terms, _ = self._user_terms(model, program, points)
+            return spec_terms(program, terms)
+        terms, _ = self._generated_terms(model, program, points)
+        return spec_terms(None, terms)
+
+    def _generated_terms(
+        self, model: Model, program: str, points: Mapping[str, np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], list[str]]:
         missing = [p.name for p in model.parameters if p.name not in points]
         if missing:
             raise ValueError(f"points lack values of the parameter(s) {', '.join(missing)}")
@@ -647,34 +745,98 @@ class PyMCBackend(Backend):
                 raise ValueError(
                     f"{p.name} has shape {arrays[p.name].shape}, expected {expected}"
                 )
-        def compile_logp() -> Callable[[dict], float]:
+        logp = self._compiled_logp(
+            _data_key(program, model_data(model), model.coords),
+            lambda: self.build(model, program),
+        )
+        return logp.evaluate(arrays, n), logp.names
+
+    def _user_terms(
+        self, model: Model, program: UserProgram, points: Mapping[str, np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], list[str]]:
+        logp = self._compiled_logp(
+            _data_key(user_key(program), model_data(model), model.coords),
+            lambda: self.build_user(model, program)[0],
+        )
+        n, arrays = program_points(model, program, points, logp.shapes)
+        return logp.evaluate(arrays, n), logp.names
+
+    def _compiled_logp(self, key: str, make_model: Callable[[], Any]) -> _LogpTerms:
+        """The compiled terms of the model ``make_model`` builds (cached under ``key``)."""
+
+        def compile_logp() -> _LogpTerms:
+            from pymc.model.transform.conditioning import remove_value_transforms
             from pytensor.compile.mode import Mode
 
-            plain = remove_value_transforms(self.build(model, program))
+            plain = remove_value_transforms(make_model())
             # The Python linker with the usual rewrites (numerical stabilization included):
             # ~1-3 s against ~40 s for C code on a cold cache, and a few ms per point. One
             # output per term, summed by NumPy: the Python linker cannot evaluate an
             # elementwise op of more than 32 inputs (the fused sum of every term).
             mode = Mode(linker="py", optimizer="fast_run").excluding("fusion")
             with _quiet():
-                terms = plain.compile_fn(plain.logp(jacobian=False, sum=False), mode=mode)
-            return lambda point: float(sum(np.sum(t) for t in terms(point)))
+                outputs = plain.logp(jacobian=False, sum=False)
+                fn = plain.compile_fn(outputs, mode=mode)
+                shapes = {k: tuple(int(s) for s in v) for k, v in plain.eval_rv_shapes().items()}
+            names = [v.name for v in (*plain.free_RVs, *plain.observed_RVs, *plain.potentials)]
+            return _LogpTerms(plain, mode, outputs, fn, names, shapes)
 
         try:
-            logp = _cached(_LOGP_CACHE, _data_key(program, model_data(model), model.coords),
-                           compile_logp)
+            return _cached(_LOGP_CACHE, key, compile_logp)
+        except ProgramError:
+            raise
         except Exception as exc:
             raise EngineError(
                 self.name, "pymc", f"compiling the log density failed: {exc}"
             ) from exc
-        out = np.empty(n)
+
+
+@dataclasses.dataclass
+class _LogpTerms:
+    """A model's log density terms (constrained space, no Jacobian) compiled: one output per
+    free variable, observed variable and potential (``names``); ``shapes`` of the free ones."""
+
+    plain: Any
+    mode: Any
+    outputs: list
+    fn: Callable[[dict], list]
+    names: list[str]
+    shapes: dict[str, tuple[int, ...]]
+    singles: dict[int, Callable[[dict], Any]] = dataclasses.field(default_factory=dict)
+
+    def evaluate(self, arrays: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+        """Each term (summed over its elements) at the ``n`` points ``arrays`` (value name ->
+        ``(n, *shape)``). A term whose distribution gets a parameter out of its domain is
+        ``-inf``."""
+        from pymc.logprob.utils import ParameterValueError
+
+        out = {name: np.empty(n) for name in self.names}
         with _quiet():
             for i in range(n):
+                point = {name: a[i] for name, a in arrays.items()}
                 try:
-                    out[i] = logp({name: a[i] for name, a in arrays.items()})
+                    values = self.fn(point)
                 except ParameterValueError:
-                    out[i] = -np.inf  # a parameter of some distribution out of its domain
+                    values = [self._single(j, point) for j in range(len(self.names))]
+                for name, value in zip(self.names, values, strict=True):
+                    out[name][i] = np.sum(value)
         return out
+
+    def _single(self, j: int, point: dict) -> float:
+        """Term ``j`` alone, so that one term out of its domain leaves the others finite."""
+        from pymc.logprob.utils import ParameterValueError
+
+        if j not in self.singles:
+            self.singles[j] = self.plain.compile_fn(self.outputs[j], mode=self.mode)
+        try:
+            return float(np.sum(self.singles[j](point)))
+        except ParameterValueError:
+            return -np.inf
+
+
+def _total(terms: Mapping[str, np.ndarray], names: list[str]) -> np.ndarray:
+    """The sum of ``terms`` in the order ``names`` (the order PyMC's own sum takes)."""
+    return np.asarray(sum(terms[name] for name in names), dtype=np.float64)
 
 
 def _cores(chains: int) -> int:
