@@ -69,7 +69,14 @@ def _worker(target, kwargs, out_nc: str, out_json: str) -> None:
         )
         result = {"ok": False, "error": text.strip(), "error_type": type(exc).__name__}
     result["seconds"] = time.perf_counter() - start
-    Path(out_json).write_text(json.dumps(result))
+    tmp = out_json + ".part"
+    Path(tmp).write_text(json.dumps(result))
+    os.replace(tmp, out_json)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Exit now: engines may leave worker pools (httpstan's) that multiprocessing would wait on
+    # forever at exit; the parent stops whatever is left of this process group.
+    os._exit(0)
 
 
 def run_fits(
@@ -108,9 +115,14 @@ def run_fits(
                 time.sleep(0.2)
                 for name, (proc, started, nc, js) in list(running.items()):
                     elapsed = time.perf_counter() - started
-                    if proc.is_alive() and (timeout is None or elapsed < timeout):
+                    finished = os.path.exists(js)
+                    if proc.is_alive() and not finished and (timeout is None or elapsed < timeout):
                         continue
-                    if proc.is_alive():
+                    if finished:
+                        proc.join(2)
+                        _stop(proc)
+                        outcome = _collect(name, nc, js, proc.exitcode, elapsed, az)
+                    elif proc.is_alive():
                         _stop(proc)
                         outcome = FitOutcome(name, seconds=elapsed, error_type="Timeout",
                                              error=f"stopped after the timeout of {timeout:g} s")
@@ -146,10 +158,9 @@ def _stop(proc) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGTERM)
     proc.join(5)
-    if proc.is_alive():
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.join()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # the process and any engine workers it left
+    proc.join()
 
 
 def stderr_progress(message: str) -> None:
