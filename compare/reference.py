@@ -126,7 +126,8 @@ def write_reference(
         label: {c: float(row[c]) for c in columns if c in row and pd.notna(row[c])}
         for label, row in summary.iterrows()
     }
-    content = {"format": FORMAT, **metadata, "parameters": params}
+    meta = {k: (v.item() if hasattr(v, "item") else v) for k, v in metadata.items()}
+    content = {"format": FORMAT, **meta, "parameters": params}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import io
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,7 @@ def _svg(fig) -> str:
 
     plt.close(fig)
     text = buf.getvalue()
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)  # RDF boilerplate
     return text[text.index("<svg"):]
 
 
