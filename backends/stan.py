@@ -17,6 +17,32 @@ The generator writes what a Stan programmer would write by hand:
 
 Anything without a rule raises :class:`~crossppl.errors.NotYetTranslated`; nothing is dropped.
 The engines that fit the program live in :mod:`crossppl.backends.stan_engines`.
+
+Hand-written Stan programs
+--------------------------
+A user's ``.stan`` file (:class:`~crossppl.backends.base.UserProgram` with ``backend="stan"``)
+is compiled, cached and fitted exactly as a generated program is. Its conventions:
+
+* Data are passed BY NAME, as :func:`stan_data` writes them: every variable of the program's
+  ``data`` block must be a spec data variable or a dim size ``N_<dim>`` (index data 1-based), or
+  be mapped to one with ``names`` (``names=(("N", "N_rat"), ("T", "N_week"))`` for a program
+  that calls its sizes ``N`` and ``T``). A data variable of the wrong rank or an ``int`` one that
+  the spec holds as real is an error before anything is compiled. Any Stan container of the right
+  rank fits: the spec's ``y[rat, week]`` can be ``matrix[N, T]``, ``array[N] vector[T]`` or
+  ``array[N, T] real``.
+* Parameters, transformed parameters and generated quantities are matched to the spec's
+  parameters and derived quantities by name, after ``names`` (``("sigma_y", "sigma")``); the
+  others are left out of the comparison. Their Stan dims must be the spec's dims in the spec's
+  order (axes of size 1 aside): a ``matrix[N_week, N_rat]`` for the spec's ``z[rat, week]`` is an
+  error, not silently transposed.
+* The log density (:meth:`StanBackend.log_density_user`) is evaluated only when the program's
+  parameters are exactly the spec's (after ``names``): a program parameterized otherwise (a
+  non-centred variant, ``sigma`` sampled instead of ``tau``) has a density in other coordinates,
+  and that is an :class:`~crossppl.errors.EngineError`, not a guess.
+* ``#include`` is not supported (httpstan compiles a program's text alone): inline the file.
+
+Mistakes in the user's file (stanc rejects it, data it needs that the spec lacks, shapes that do
+not fit) are :class:`~crossppl.backends.userprog.ProgramError`, which names the file.
 """
 
 from __future__ import annotations
@@ -48,9 +74,16 @@ from crossppl.models.ir import (
 )
 
 from crossppl.config import FitConfig
-from crossppl.errors import NotYetTranslated
+from crossppl.errors import EngineError, NotYetTranslated
 
-from .base import Backend, Draws, Generator, model_data
+from .base import Backend, Draws, Generator, UserProgram, model_data
+from .userprog import (
+    ProgramError,
+    check_shapes,
+    program_points,
+    spec_posterior,
+    spec_variables,
+)
 
 __all__ = [
     "DIST_RULES",
@@ -59,6 +92,7 @@ __all__ = [
     "StanDist",
     "StanGenerator",
     "stan_data",
+    "user_data",
 ]
 
 # How tightly the outermost operator of a piece of Stan code binds (Stan's precedence table,
@@ -538,8 +572,85 @@ def stan_data(model: Model) -> dict[str, Any]:
     return out
 
 
+def _program_error(program: UserProgram, message: str, line: int | None = None) -> ProgramError:
+    return ProgramError(message, file=str(program.path), line=line)
+
+
+def _program_info(program: UserProgram) -> dict[str, Any]:
+    """stanc's ``--info`` on the user's file; a file stanc rejects is a :class:`ProgramError`
+    quoting stanc."""
+    from .stan_engines import StancError, stanc_info
+
+    path = Path(program.path)
+    if not path.is_file():
+        raise _program_error(program, "the Stan program file does not exist; check the path")
+    if path.suffix != ".stan":
+        raise _program_error(program, f"a Stan program must be a .stan file, found "
+                                      f"{path.suffix or 'no suffix'!r}")
+    try:
+        info = stanc_info(path)
+    except StancError as exc:
+        raise _program_error(program, f"stanc rejected the program:\n{exc.text}",
+                             exc.line) from None
+    if info.get("included_files"):
+        raise _program_error(
+            program, f"it #includes {', '.join(info['included_files'])}, which crossppl cannot "
+            "compile (httpstan builds a program's text alone); inline the included code",
+        )
+    return info
+
+
+def user_data(model: Model, program: UserProgram, info: Mapping[str, Any] | None = None
+              ) -> dict[str, Any]:
+    """The data a hand-written program's data block reads, from the spec BY NAME (see the
+    module docstring): program name -> JSON-ready value of :func:`stan_data`."""
+    info = _program_info(program) if info is None else info
+    available = stan_data(model)
+    decls = {d.name: d for d in model.data}
+    out: dict[str, Any] = {}
+    for name, typ in info["inputs"].items():
+        source = name if name in available else program.rename(name)
+        mapped = f" (mapped to {source!r})" if source != name else ""
+        if source not in available:
+            data = ", ".join(d.name for d in model.data) or "none"
+            sizes = ", ".join(f"N_{d.name}" for d in model.dims) or "none"
+            raise _program_error(
+                program,
+                f"its data block declares {name!r}{mapped}, which the spec does not provide; "
+                f"the spec's data are {data} and its dim sizes {sizes}. Name the program's data "
+                f"as the spec does, or map it with names=(({name!r}, <spec data name>),)",
+            )
+        decl = decls.get(source)
+        dims = decl.dims if decl is not None else ()
+        rank = int(typ.get("dimensions", 0))
+        if rank != len(dims):
+            shape = f"dims ({', '.join(dims)})" if dims else "no dims (a scalar)"
+            raise _program_error(
+                program,
+                f"its data {name!r}{mapped} has {rank} dimension(s), but the spec's {source!r} "
+                f"has {shape}; declare it with the spec's dims in the spec's order",
+            )
+        is_int = decl is None or decl.kind != "real"
+        if typ.get("type") == "int" and not is_int:
+            raise _program_error(
+                program,
+                f"its data {name!r}{mapped} is declared int, but the spec's {source!r} is real; "
+                "declare it real (a vector, matrix or array of reals)",
+            )
+        out[name] = available[source]
+    return out
+
+
+def _program_label(program: UserProgram) -> str:
+    return f"the Stan program {program.path}"
+
+
 class StanBackend(Backend):
-    """Stan: the generated program fitted with CmdStanPy (when CmdStan is installed) or PyStan."""
+    """Stan: the generated program fitted with CmdStanPy (when CmdStan is installed) or PyStan.
+
+    Hand-written programs (:meth:`sample_user`, :meth:`log_density_user`) follow the conventions
+    of the module docstring.
+    """
 
     name: ClassVar[str] = "stan"
     engines: ClassVar[tuple[str, ...]] = ("cmdstanpy", "pystan")
@@ -554,12 +665,54 @@ class StanBackend(Backend):
     def emit(self, model: Model) -> str:
         return StanGenerator(model).program()
 
+    # -- sampling -------------------------------------------------------------------------------
     def sample(self, model: Model, program: str, config: FitConfig, engine: str) -> Draws:
+        names = {s.name: s.name for s in model.statements}
+        return self._sample(model, program, stan_data(model), config, engine, names=names,
+                            stem=model.name)
+
+    def sample_user(
+        self, model: Model, program: UserProgram, config: FitConfig, engine: str
+    ) -> Draws:
+        """Fit a hand-written Stan program with the spec's data by name and the same engine
+        code and settings as :meth:`sample`. Draws are keyed by the spec's names, shaped as the
+        spec's dims; the program's other variables are dropped."""
+        engine = self.check_engine(engine)
+        info = _program_info(program)
+        data = user_data(model, program, info)
+        variables = [name for block in ("parameters", "transformed parameters",
+                                        "generated quantities")
+                     for name in info.get(block, {})]
+        names = spec_variables(model, program, variables, parameters=list(info["inputs"]))
+        return self._sample(model, program.source(), data, config, engine, names=names,
+                            stem=Path(program.path).stem, user=program)
+
+    def _sample(self, model: Model, program: str, data: Mapping[str, Any], config: FitConfig,
+                engine: str, *, names: Mapping[str, str], stem: str,
+                user: UserProgram | None = None) -> Draws:
+        """The one fitting path of generated and hand-written programs: the engine fits
+        ``program`` and its draws (program names) are renamed by ``names`` (program -> spec)."""
         from .stan_engines import get_engine
 
         engine = self.check_engine(engine)
-        return get_engine(engine).sample(model, program, stan_data(model), config)
+        label, check = "the program", None
+        if user is not None:
+            label = _program_label(user)
 
+            def check(shapes: dict[str, tuple[int, ...]]) -> None:
+                check_shapes(model, user, names, shapes)
+
+        draws = get_engine(engine).sample(program, data, config, stem=stem, label=label,
+                                          check=check)
+        if user is None:
+            draws.posterior = {spec: draws.posterior[name] for name, spec in names.items()
+                               if name in draws.posterior}
+        else:
+            draws.posterior = spec_posterior(model, user, draws.posterior, names,
+                                             (config.chains, config.draws))
+        return draws
+
+    # -- log density ----------------------------------------------------------------------------
     def log_density(
         self, model: Model, program: str, points: Mapping[str, np.ndarray]
     ) -> np.ndarray:
@@ -567,4 +720,54 @@ class StanBackend(Backend):
         is the same Stan program, and PyStan needs no CmdStan installation)."""
         from .stan_engines import get_engine
 
-        return get_engine("pystan").log_density(model, program, stan_data(model), points)
+        arrays = {p.name: points[p.name] for p in model.parameters}
+        return get_engine("pystan").log_density(program, stan_data(model), arrays)
+
+    def log_density_user(
+        self, model: Model, program: UserProgram, points: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
+        """:meth:`log_density` of a hand-written program at ``points`` (spec names, spec dims),
+        passed to the program's parameters through :attr:`UserProgram.names`.
+
+        Only a program whose parameters are exactly the spec's (after ``names``) has a log
+        density on the same footing as the spec's; any other (extra parameters, such as the
+        raw variables of a non-centred variant, or a spec parameter that the program does not
+        sample) is an :class:`EngineError` saying so.
+        """
+        from .stan_engines import PyStanEngine
+
+        info = _program_info(program)
+        data = user_data(model, program, info)
+        spec_params = [p.name for p in model.parameters]
+        params = list(info["parameters"])
+        renamed = {name: program.rename(name) for name in params}
+        extra = [n for n in params if renamed[n] not in spec_params]
+        absent = [s for s in spec_params if s not in renamed.values()]
+        if extra or absent:
+            why = []
+            if extra:
+                why.append(f"it samples {', '.join(map(repr, extra))}, which the spec does not "
+                           "have as parameters")
+            if absent:
+                why.append(f"it does not sample the spec's {', '.join(map(repr, absent))}")
+            raise EngineError(
+                self.name, "pystan",
+                f"the log density of {program.path} cannot be evaluated on the same footing as "
+                f"the spec's: {'; '.join(why)}. Its density is over other coordinates, so it is "
+                "not compared (map parameters named otherwise with names=...)",
+            )
+        engine = PyStanEngine()
+        source = program.source()
+        label = _program_label(program)
+        built = engine.build(source, data, label=label)
+        shapes = {p["name"]: tuple(p["dims"]) for p in built.params if p["name"] in renamed}
+        _, arrays = program_points(model, program, points, shapes)
+        return engine.log_density(source, data, arrays, built=built, label=label)
+
+    def log_density_terms(
+        self, model: Model, program: str | UserProgram, points: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray] | None:
+        """None: Stan's engines expose only the total ``log_prob`` of a program, not the terms
+        of each variable (``target`` is one accumulator), for generated and hand-written
+        programs alike; a disagreement is located by the other backends' terms."""
+        return None

@@ -1,7 +1,10 @@
-"""Engines that fit a generated Stan program: PyStan (httpstan, in-process) and CmdStanPy.
+"""Engines that fit a Stan program: PyStan (httpstan, in-process) and CmdStanPy.
 
 Both run Stan's default NUTS (``hmc_nuts_diag_e_adapt``) under one :class:`FitConfig` and return
-:class:`~crossppl.backends.base.Draws`. Settings crossppl does not set (``init_radius``,
+:class:`~crossppl.backends.base.Draws` keyed by the PROGRAM's names: every parameter, transformed
+parameter and generated quantity, shaped ``(chain, draw, *Stan dims)``. They know nothing of the
+spec; :class:`~crossppl.backends.stan.StanBackend` maps the names and shapes, the same way for a
+generated program and a hand-written one. Settings crossppl does not set (``init_radius``,
 ``refresh``, adaptation windows, ...) are left to the engine, so its own defaults apply; with
 ``init = "uniform"`` that is Stan's own initialization, uniform on (-2, 2) unconstrained.
 
@@ -38,7 +41,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,12 +59,14 @@ __all__ = [
     "CmdStanPyEngine",
     "MessageLog",
     "PyStanEngine",
+    "StancError",
     "cmdstan_available",
     "cmdstanpy_sample_args",
     "count_messages",
     "get_engine",
     "pystan_fit_args",
     "stanc",
+    "stanc_info",
 ]
 
 log = logging.getLogger("crossppl.stan")
@@ -212,6 +217,40 @@ def stanc(program: str, timeout: float = 60) -> str:
     return _strip_paths(done.stderr)
 
 
+class StancError(EngineError):
+    """stanc rejected a program; ``text`` is stanc's message, ``line`` the line it points at."""
+
+    def __init__(self, text: str, line: int | None) -> None:
+        self.text = text
+        self.line = line
+        super().__init__("stan", "stanc", f"stanc rejected the Stan program:\n{text}")
+
+
+def stanc_info(path: str | Path, timeout: float = 60) -> dict[str, Any]:
+    """stanc's ``--info`` description of the Stan file at ``path`` (the bundled stanc; no C++ is
+    built): its ``inputs`` (the data block), ``parameters``, ``transformed parameters`` and
+    ``generated quantities``, each name -> ``{"type": "int" | "real" | ..., "dimensions": rank}``
+    (a ``matrix`` or an ``array[N] vector`` has rank 2), and its ``included_files``.
+
+    Raises :class:`StancError` with stanc's message (which names the file and line) if the
+    program does not parse or type-check.
+    """
+    import importlib.resources
+    import subprocess
+
+    binary = importlib.resources.files("httpstan") / "stanc"
+    path = Path(path)
+    done = subprocess.run(
+        [str(binary), "--info", f"--include-paths={path.parent}", str(path)],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+    if done.returncode != 0:
+        text = (done.stderr or done.stdout).strip()
+        found = re.search(r"line (\d+)", text)
+        raise StancError(text, int(found.group(1)) if found else None)
+    return json.loads(done.stdout)
+
+
 # -- PyStan ----------------------------------------------------------------------------------------
 def pystan_fit_args(config: FitConfig) -> dict[str, Any]:
     """httpstan's arguments for one chain (CmdStan's names), from ``config``.
@@ -316,7 +355,8 @@ class PyStanEngine:
         return EngineError("stan", self.name, message)
 
     # -- building -------------------------------------------------------------------------------
-    async def _build(self, client, program: str, data: Mapping, progress: bool) -> _Built:
+    async def _build(self, client, program: str, data: Mapping, progress: bool,
+                     label: str = "the program") -> _Built:
         import httpstan.models
 
         model_name = httpstan.models.calculate_model_name(program)
@@ -330,42 +370,51 @@ class PyStanEngine:
         if resp.status != 201:
             text = _error_text(resp.content)
             if re.match(r"(Semantic|Syntax) error", text):
-                raise self.error(f"stanc rejected the Stan program:\n{text}")
+                raise self.error(f"stanc rejected {_stan_label(label)}:\n{text}")
             raise self.error(
-                f"building the program failed (is a C++ compiler installed?):\n{text}"
+                f"building {label} failed (is a C++ compiler installed?):\n{text}"
             )
         stanc_warnings = _strip_paths(resp.json().get("stanc_warnings") or "")
         resp = await client.post(f"/{model_name}/params", json={"data": data})
         if resp.status != 200:
-            raise self.error(f"the data do not fit the program: {_error_text(resp.content)}")
+            raise self.error(f"the data do not fit {label}: {_error_text(resp.content)}")
         return _Built(model_name, list(resp.json()["params"]), time.perf_counter() - start,
                       cached, stanc_warnings)
 
-    def build(self, program: str, data: Mapping, progress: bool = False) -> _Built:
-        """Compile ``program`` (or find it in httpstan's cache)."""
+    def build(self, program: str, data: Mapping, progress: bool = False,
+              label: str = "the program") -> _Built:
+        """Compile ``program`` (or find it in httpstan's cache) and check ``data`` against it;
+        ``label`` names the program in error messages."""
         HttpstanClient = _pystan()
 
         async def go():
             async with HttpstanClient() as client:
-                return await self._build(client, program, data, progress)
+                return await self._build(client, program, data, progress, label)
 
         return _run(go)
 
     # -- sampling -------------------------------------------------------------------------------
-    def sample(self, model: Model, program: str, data: Mapping, config: FitConfig) -> Draws:
-        """Fit ``program`` with NUTS under ``config``."""
+    def sample(self, program: str, data: Mapping, config: FitConfig, *, stem: str = "program",
+               label: str = "the program",
+               check: Callable[[dict[str, tuple[int, ...]]], None] | None = None) -> Draws:
+        """Fit ``program`` with NUTS under ``config``; draws keyed by the program's names.
+        ``label`` names the program in error messages (``stem`` is for CmdStanPy's cache);
+        ``check`` is called with every variable's dims once the program is built, before
+        sampling (it raises to stop)."""
         HttpstanClient = _pystan()
         show = config.show_progress
 
         async def go():
             async with HttpstanClient() as client:
-                built = await self._build(client, program, data, show)
+                built = await self._build(client, program, data, show, label)
+                if check is not None:
+                    check({p["name"]: tuple(p["dims"]) for p in built.params})
                 start = time.perf_counter()
                 outputs = await self._sample(client, built, data, config, show)
                 return built, outputs, start
 
         built, outputs, start = _run(go)
-        draws = self.to_draws(model, built, outputs, config)
+        draws = self.to_draws(built, outputs, config)
         draws.sampling_seconds = time.perf_counter() - start
         return draws
 
@@ -419,8 +468,7 @@ class PyStanEngine:
             raise self.error(f"sampling failed in {which}: {detail}")
         return outputs
 
-    def to_draws(self, model: Model, built: _Built, outputs: list[bytes],
-                 config: FitConfig) -> Draws:
+    def to_draws(self, built: _Built, outputs: list[bytes], config: FitConfig) -> Draws:
         """Parse httpstan's per-chain outputs into :class:`Draws`."""
         messages = MessageLog()
         tables = []
@@ -461,10 +509,15 @@ class PyStanEngine:
                      extra_attrs=extra)
 
     # -- log density ----------------------------------------------------------------------------
-    def log_density(self, model: Model, program: str, data: Mapping,
-                    points: Mapping[str, np.ndarray]) -> np.ndarray:
+    def log_density(self, program: str, data: Mapping, points: Mapping[str, np.ndarray], *,
+                    built: _Built | None = None, label: str = "the program") -> np.ndarray:
         """Log density (no Jacobian) at each point, by PyStan's ``unconstrain_pars`` and
-        ``log_prob(adjust_transform=False)``."""
+        ``log_prob(adjust_transform=False)``.
+
+        ``points`` maps every parameter of the program (its names, its Stan dims) to an array of
+        shape ``(n, *dims)`` of constrained values; ``built`` is :meth:`build`'s result if the
+        caller has it already.
+        """
         if _loop_blocks_asyncio_run():
             # Stan's autodiff tape is per thread and httpstan evaluates log_prob in the thread of
             # its server: a worker thread has no tape (it crashes), and this one runs a loop.
@@ -473,7 +526,8 @@ class PyStanEngine:
                 "cell); run it from a script, or first `import nest_asyncio; "
                 "nest_asyncio.apply()` as PyStan's documentation advises for Jupyter"
             )
-        built = self.build(program, data)
+        if built is None:
+            built = self.build(program, data, label=label)
         import stan.model
 
         model_stan = stan.model.Model(
@@ -483,7 +537,7 @@ class PyStanEngine:
             tuple(tuple(p["dims"]) for p in built.params),
             None,
         )
-        arrays = {p.name: np.asarray(points[p.name], dtype=float) for p in model.parameters}
+        arrays = {name: np.asarray(value, dtype=float) for name, value in points.items()}
         n = len(next(iter(arrays.values()))) if arrays else 0
         out = np.empty(n)
         for i in range(n):
@@ -494,6 +548,10 @@ class PyStanEngine:
             except RuntimeError as exc:
                 raise self.error(f"log density at point {i}: {exc}") from None
         return out
+
+
+def _stan_label(label: str) -> str:
+    return "the Stan program" if label == "the program" else label
 
 
 def _parse_output(output: bytes) -> tuple[list[tuple], list[str], list[str]]:
@@ -570,10 +628,10 @@ def cmdstanpy_sample_args(config: FitConfig, data: Mapping, output_dir: str | No
     return args
 
 
-def cmdstan_program_path(model: Model, program: str) -> Path:
-    """Where the program is written for CmdStan: named by model and hash, so compiles are
-    cached (CmdStanPy builds the executable next to it)."""
-    stem = re.sub(r"\W", "_", model.name)
+def cmdstan_program_path(model: Model | str, program: str) -> Path:
+    """Where the program is written for CmdStan: named by model (or a stem: a user's file's)
+    and hash, so compiles are cached (CmdStanPy builds the executable next to it)."""
+    stem = re.sub(r"\W", "_", model if isinstance(model, str) else model.name)
     return cache_dir("stan") / f"{stem}_{program_hash(program)}.stan"
 
 
@@ -606,7 +664,7 @@ class CmdStanPyEngine:
     def error(self, message: str) -> EngineError:
         return EngineError("stan", self.name, message)
 
-    def build(self, model: Model, program: str):
+    def build(self, stem: Model | str, program: str, label: str = "the program"):
         """The compiled ``CmdStanModel`` of ``program`` (compiled once per program text)."""
         if not cmdstan_available():
             raise self.error(
@@ -615,7 +673,7 @@ class CmdStanPyEngine:
             )
         import cmdstanpy
 
-        path = cmdstan_program_path(model, program)
+        path = cmdstan_program_path(stem, program)
         if not path.exists() or path.read_text(encoding="utf-8") != program:
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(program, encoding="utf-8")
@@ -624,27 +682,31 @@ class CmdStanPyEngine:
             with _quiet_cmdstanpy():
                 return cmdstanpy.CmdStanModel(stan_file=str(path))
         except (ValueError, RuntimeError) as exc:
-            raise self.error(f"compiling the program failed:\n{exc}") from None
+            raise self.error(f"compiling {label} failed:\n{exc}") from None
 
-    def sample(self, model: Model, program: str, data: Mapping, config: FitConfig) -> Draws:
+    def sample(self, program: str, data: Mapping, config: FitConfig, *, stem: str = "program",
+               label: str = "the program",
+               check: Callable[[dict[str, tuple[int, ...]]], None] | None = None) -> Draws:
+        """Fit ``program`` with NUTS under ``config``; draws keyed by the program's names.
+        ``check`` is not called (dims are known only from the draws; the caller checks those).
+        """
         start = time.perf_counter()
-        compiled = self.build(model, program)
+        compiled = self.build(stem, program, label)
         build_seconds = time.perf_counter() - start
         start = time.perf_counter()
         try:
             with _quiet_cmdstanpy():
                 fit = compiled.sample(**cmdstanpy_sample_args(config, data))
         except RuntimeError as exc:
-            raise self.error(f"sampling failed:\n{exc}") from None
+            raise self.error(f"sampling {label} failed:\n{exc}") from None
         messages = MessageLog()
         for transcript in fit.runset.stdout_files:
             with open(transcript, encoding="utf-8", errors="replace") as fh:
                 messages.add(count_messages(fh))
         posterior = {}
-        for stmt in model.statements:
-            dims = tuple(model.dim(d).size for d in stmt.dims)
-            values = np.asarray(fit.stan_variable(stmt.name))
-            posterior[stmt.name] = values.reshape((config.chains, config.draws, *dims))
+        for name, values in fit.stan_variables().items():  # (chain * draw, *dims), by chain
+            values = np.asarray(values)
+            posterior[name] = values.reshape((config.chains, config.draws, *values.shape[1:]))
         table = np.asarray(fit.draws())  # (draw, chain, column)
         columns = list(fit.column_names)
         stats = {}
@@ -660,6 +722,6 @@ class CmdStanPyEngine:
                      sampling_seconds=time.perf_counter() - start,
                      extra_attrs=messages.attrs())
 
-    def log_density(self, model: Model, program: str, data: Mapping,
-                    points: Mapping[str, np.ndarray]) -> np.ndarray:  # pragma: no cover
-        return PyStanEngine().log_density(model, program, data, points)
+    def log_density(self, program: str, data: Mapping, points: Mapping[str, np.ndarray],
+                    **kwargs: Any) -> np.ndarray:  # pragma: no cover
+        return PyStanEngine().log_density(program, data, points, **kwargs)

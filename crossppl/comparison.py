@@ -203,7 +203,11 @@ def _density_check(model: Model, sources, user: Mapping[str, UserProgram]):
     from crossppl.backends import get_backend
     from crossppl.compare.density import check_density
 
-    donor = next((s for s in sources.values() if s.ok and s.idata is not None), None)
+    # Points come from the first fit with draws (even one that failed its diagnostics: its
+    # draws still lie where the density is worth comparing).
+    donor = next((s for s in sources.values() if s.ok and s.idata is not None), None) or next(
+        (s for s in sources.values() if s.idata is not None), None
+    )
     if donor is None:
         return None, ["log densities not compared: no fit produced draws"]
     post = donor.idata.posterior

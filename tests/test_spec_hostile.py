@@ -88,7 +88,7 @@ def _child(conn, fn, args) -> None:
 
 
 def isolated(fn, *args, limit: float = LIMIT) -> Outcome:
-    """Call ``fn(*args)`` in a forked child; report a hang past ``limit`` s, or a crash."""
+    """Call ``fn(*args)`` in a child process; report a hang past ``limit`` s, or a crash."""
     start = time.monotonic()
     if "fork" not in multiprocessing.get_all_start_methods():  # pragma: no cover - not Linux
         try:
@@ -98,7 +98,9 @@ def isolated(fn, *args, limit: float = LIMIT) -> Outcome:
         except BaseException as exc:
             return Outcome("raised", type(exc).__name__, str(exc),
                            isinstance(exc, UserInputError), time.monotonic() - start)
-    ctx = multiprocessing.get_context("fork")
+    # forkserver: children fork from a clean server process, not from this one, which may
+    # already run JAX's or PyTensor's threads (forking those can deadlock).
+    ctx = multiprocessing.get_context("forkserver")
     receive, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(send, fn, args), daemon=True)
     proc.start()
