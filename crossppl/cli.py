@@ -51,7 +51,10 @@ def _parser() -> argparse.ArgumentParser:
         help="fit a spec on several backends (and hand-written programs) and decide whether "
         "the posteriors agree; exit 0 match, 1 mismatch, 3 inconclusive, 2 bad input",
     )
-    cmp.add_argument("spec", help=spec_help)
+    cmp.add_argument("spec", nargs="?", help=spec_help)
+    cmp.add_argument("--all", action="store_true",
+                     help="compare every bundled model; one line per model")
+    cmp.add_argument("--out-dir", help="with --all: write <model>.json and <model>.html here")
     cmp.add_argument("--backends", default=",".join(BACKEND_NAMES),
                      help="comma-separated backends (default: all); 'none' for none")
     cmp.add_argument("--program", action="append", default=[], metavar="BACKEND=PATH[:ENTRY]",
@@ -70,11 +73,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="store the first healthy backend's summaries as a reference file")
     cmp.add_argument("--timeout", type=float, help="stop a backend's fit after this many s")
     cmp.add_argument("--parallel", type=int, help="fits at once (default: cores / chains)")
-    _sampler_options(cmp, defaults, INIT_STRATEGIES, progress_option=True)
+    _sampler_options(cmp, defaults, INIT_STRATEGIES)
     return parser
 
 
-def _sampler_options(p, defaults, inits, progress_option: bool = True) -> None:
+def _sampler_options(p, defaults, inits) -> None:
     fit = p
     fit.add_argument("--chains", type=int, default=defaults.chains)
     fit.add_argument("--warmup", type=int, default=defaults.warmup)
@@ -168,13 +171,64 @@ def _pairs(items: list[str], option: str) -> dict[str, str]:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from crossppl.errors import ConfigError
+
+    if args.all == bool(args.spec):
+        raise ConfigError("give a SPEC or --all (not both)", entry="spec")
+    if args.all:
+        return _compare_all(args)
+    result = _run_compare(args, args.spec)
+    sys.stdout.write(result.to_text())
+    for path, writer in ((args.json, result.write_json), (args.html, result.write_html)):
+        if path:
+            writer(path)
+            print(f"wrote {path}")
+    if args.save_reference:
+        try:
+            result.save_reference(args.save_reference)
+            print(f"wrote {args.save_reference}")
+        except ValueError as exc:
+            print(f"crossppl: no reference saved: {exc}", file=sys.stderr)
+    return result.exit_code
+
+
+def _compare_all(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from crossppl.errors import CrossPPLError
+    from crossppl.models import bundled_specs
+
+    codes = []
+    for name in bundled_specs():
+        try:
+            result = _run_compare(args, name)
+        except CrossPPLError as exc:
+            print(f"{name:<24} error: {exc}")
+            codes.append(EXIT_BACKEND)
+            continue
+        times = ", ".join(
+            f"{s.name} {s.seconds:.0f} s" for s in result.sources.values() if s.kind != "reference"
+        )
+        why = "" if result.verdict.kind == "match" else f"  ({result.verdict.reasons[0]})"
+        print(f"{name:<24} {result.verdict.kind.upper():<13} {times}{why}", flush=True)
+        if args.out_dir:
+            out = Path(args.out_dir)
+            result.write_json(out / f"{name}.json")
+            result.write_html(out / f"{name}.html")
+        codes.append(result.exit_code)
+    if args.out_dir:
+        print(f"wrote {args.out_dir}/<model>.json and .html")
+    return 1 if 1 in codes else (3 if any(codes) else 0)
+
+
+def _run_compare(args: argparse.Namespace, spec: str):
     from crossppl.comparison import compare
 
     backends = [] if args.backends.strip() == "none" else [
         b.strip() for b in args.backends.split(",") if b.strip()
     ]
-    result = compare(
-        args.spec,
+    return compare(
+        spec,
         backends=backends,
         programs=args.program,
         names=_pairs(args.rename, "--rename"),
@@ -192,18 +246,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         progress=args.progress,
     )
-    sys.stdout.write(result.to_text())
-    for path, writer in ((args.json, result.write_json), (args.html, result.write_html)):
-        if path:
-            writer(path)
-            print(f"wrote {path}")
-    if args.save_reference:
-        try:
-            result.save_reference(args.save_reference)
-            print(f"wrote {args.save_reference}")
-        except ValueError as exc:
-            print(f"crossppl: no reference saved: {exc}", file=sys.stderr)
-    return result.exit_code
 
 
 COMMANDS = {"list": _cmd_list, "emit": _cmd_emit, "fit": _cmd_fit, "compare": _cmd_compare}

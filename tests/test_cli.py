@@ -86,3 +86,19 @@ def test_fit_writes_netcdf_and_prints_summary(tmp_path):
     assert idata.posterior.attrs["backend"] == "numpyro"
     assert idata.posterior.attrs["config_seed"] == 3
     assert list(out.parent.iterdir()) == [out], "no temporary files left behind"
+
+
+def test_compare_all_prints_one_line_per_bundled_model(capsys):
+    from crossppl.models import bundled_specs
+
+    # No backends: nothing is fitted, every model is inconclusive; this checks the loop and
+    # its exit code without sampling (the full zoo compare is `crossppl compare --all`).
+    assert main(["compare", "--all", "--backends", "none"]) == 3
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(bundled_specs())
+    assert all("INCONCLUSIVE" in line for line in lines)
+
+
+def test_compare_needs_a_spec_or_all(capsys):
+    assert main(["compare"]) == 2
+    assert "give a SPEC or --all" in capsys.readouterr().err
