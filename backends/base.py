@@ -3,8 +3,10 @@ converter from an engine's raw draws to canonical ArviZ InferenceData."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -194,6 +196,21 @@ class Backend(ABC):
         return engine
 
 
+@contextlib.contextmanager
+def quiet_arviz():
+    """Silence ArviZ's shape-validation log lines (e.g. for a 1-chain fit) inside the block."""
+    import arviz
+
+    # ArviZ 0.2x logs through its own Logger instance, not logging.getLogger("arviz").
+    logger = getattr(arviz, "_log", None) or logging.getLogger("arviz")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def program_hash(program: str) -> str:
     """SHA-256 of a program's text (first 16 hex digits)."""
     return hashlib.sha256(program.encode()).hexdigest()[:16]
@@ -274,14 +291,15 @@ def to_inference_data(
         **{f"version_{k}": v for k, v in versions(backend.packages).items()},
         **draws.extra_attrs,
     }
-    idata = az.from_dict(
-        posterior=posterior,
-        sample_stats=stats,
-        observed_data=observed,
-        coords=coords,
-        dims=dims,
-        attrs=attrs,
-    )
+    with quiet_arviz():
+        idata = az.from_dict(
+            posterior=posterior,
+            sample_stats=stats,
+            observed_data=observed,
+            coords=coords,
+            dims=dims,
+            attrs=attrs,
+        )
     for group in idata.groups():
         idata[group].attrs.update(attrs)
     return idata

@@ -145,15 +145,10 @@ def _print_fit_summary(idata) -> None:
     attrs = idata.posterior.attrs
     scalars = [name for name, var in idata.posterior.data_vars.items() if var.ndim == 2]
     vectors = [name for name in idata.posterior.data_vars if name not in scalars]
-    import logging
+    from crossppl.backends.base import quiet_arviz
 
-    logger = logging.getLogger("arviz")
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # a 1-chain fit: R-hat is undefined, shown as NaN
-    try:
+    with quiet_arviz():  # a 1-chain fit: R-hat is undefined, shown as NaN
         summary = az.summary(idata, var_names=scalars, kind="all", round_to=4)
-    finally:
-        logger.setLevel(level)
     n_div = int(idata.sample_stats["diverging"].sum())
     print(
         f"{attrs['model']} on {attrs['backend']} ({attrs['engine']}): "
