@@ -437,7 +437,6 @@ def test_same_seed_same_draws_without_recompiling(backend, rats, rats_program, r
         np.testing.assert_array_equal(again.posterior[name], values, err_msg=name)
     np.testing.assert_array_equal(again.sample_stats["lp"], rats_fit[0].sample_stats["lp"])
     assert again.extra_attrs["stan_compiled_now"] == 0
-    assert again.build_seconds < 10
     other = backend.sample(rats, rats_program, FitConfig(**{**_asdict(SMALL), "seed": 8}),
                            "pystan")
     assert not np.array_equal(other.posterior["alpha"], again.posterior["alpha"])
