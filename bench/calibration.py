@@ -472,18 +472,19 @@ def render(report: dict, markdown: bool) -> str:
                           [[c["statistic"], str(c["n"]), f"{c['share_abs_z_gt_1.96']:.3f}",
                             f"{c['share_abs_z_gt_3']:.4f}", f"{c['mean_z2']:.2f}",
                             f"{c['max_abs_z']:.1f}"] for c in fa["z_calibration"]], markdown))
+    if fa and fa["n"] and fa["worst_elements"]:
         out.append("")
         out.append("Elements with the largest mean z^2 over replications")
         out.append(_table(["pair", "parameter", "statistic", "mean z^2", "max abs z"],
                           [[w["pair"], w["parameter"], w["statistic"], f"{w['mean_z2']:.2f}",
                             f"{w['max_abs_z']:.1f}"] for w in fa["worst_elements"][:8]],
                           markdown))
-        if fa["khat_tau_beta"]:
-            out.append("")
-            out.append("Pareto k-hat of tau_beta (mean/sd untested above 0.7)")
-            out.append(_table(["source", "median", "max", "reps above 0.7"],
-                              [[n, f"{v['median']:.2f}", f"{v['max']:.2f}", str(v["above_0.7"])]
-                               for n, v in fa["khat_tau_beta"].items()], markdown))
+    if fa and fa["n"] and fa["khat_tau_beta"]:
+        out.append("")
+        out.append("Pareto k-hat of tau_beta (mean/sd untested above 0.7)")
+        out.append(_table(["source", "median", "max", "reps above 0.7"],
+                          [[n, f"{v['median']:.2f}", f"{v['max']:.2f}", str(v["above_0.7"])]
+                           for n, v in fa["khat_tau_beta"].items()], markdown))
     pw = report.get("power_summary")
     if pw:
         out.append("")
@@ -513,6 +514,13 @@ def render(report: dict, markdown: bool) -> str:
 # --------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------
+
+
+def agreement_settings() -> dict:
+    """The constants of ``crossppl.compare.agreement`` in force (they change the verdicts)."""
+    from crossppl.compare import agreement
+
+    return {k: getattr(agreement, k) for k in ("MCSE_DF", "KHAT_MAX") if hasattr(agreement, k)}
 
 
 def default_backends() -> list[str]:
@@ -561,7 +569,8 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"spec": SPEC, "backends": args.backends, "chains": args.chains,
                      "warmup": args.warmup, "draws": args.draws, "seed": args.seed,
                      "alpha": args.alpha, "replications": args.replications,
-                     "power_reps": args.power_reps, "ports": args.ports},
+                     "power_reps": args.power_reps, "ports": args.ports,
+                     "agreement": agreement_settings()},
         "false_alarm": {"replications": []},
         "power": {"ports": {}},
     }
