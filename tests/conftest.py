@@ -30,3 +30,22 @@ def rats():
     from crossppl.models import load_spec
 
     return load_spec("rats")
+
+
+def assert_matches_golden(emitted: str, name: str, test_file: str) -> None:
+    """Compare an emitted program with ``tests/golden/<name>``; ``CROSSPPL_UPDATE_GOLDEN=1``
+    rewrites the golden file (review the diff first)."""
+    import difflib
+
+    golden = GOLDEN / name
+    if os.environ.get("CROSSPPL_UPDATE_GOLDEN") == "1":
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(emitted, encoding="utf-8")
+    expected = golden.read_text(encoding="utf-8")
+    diff = "".join(difflib.unified_diff(expected.splitlines(True), emitted.splitlines(True),
+                                        f"golden/{name}", "emitted"))
+    assert emitted == expected, (
+        f"the emitted program differs from tests/golden/{name}; if the change is intended, "
+        f"review it and regenerate with CROSSPPL_UPDATE_GOLDEN=1 .venv/bin/pytest "
+        f"{test_file} -k golden\n{diff}"
+    )

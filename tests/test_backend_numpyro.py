@@ -7,12 +7,10 @@ Regenerate the golden Rats program, after reviewing the change, with::
 
 from __future__ import annotations
 
-import difflib
 import os
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,7 +29,7 @@ from scipy import special, stats
 from crossppl.config import FitConfig, cache_dir
 from crossppl.errors import NotYetTranslated
 
-GOLDEN = Path(__file__).parent / "golden" / "rats_numpyro.py"
+from .conftest import assert_matches_golden
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +44,7 @@ def rats_program(rats, backend) -> str:
 
 # -- the golden program ---------------------------------------------------------------------------
 def test_rats_program_matches_golden(rats_program):
-    if os.environ.get("CROSSPPL_UPDATE_GOLDEN") == "1":
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(rats_program, encoding="utf-8")
-    expected = GOLDEN.read_text(encoding="utf-8")
-    diff = "".join(difflib.unified_diff(expected.splitlines(True), rats_program.splitlines(True),
-                                        "golden/rats_numpyro.py", "emitted"))
-    assert rats_program == expected, (
-        f"the emitted Rats program changed:\n{diff}\nIf the change is intended, regenerate "
-        "with CROSSPPL_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_backend_numpyro.py -k golden"
-    )
+    assert_matches_golden(rats_program, "rats_numpyro.py", "tests/test_backend_numpyro.py")
 
 
 def test_api_emit_and_get_backend_use_this_backend(rats, rats_program):

@@ -13,7 +13,6 @@ Regenerate the golden Rats module, after reviewing the change, with::
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import subprocess
 import sys
@@ -40,7 +39,8 @@ from scipy.special import expit
 from crossppl.config import FitConfig
 from crossppl.errors import EngineError, NotYetTranslated
 
-GOLDEN = Path(__file__).parent / "golden" / "rats_pymc.py"
+from .conftest import assert_matches_golden
+
 REPO = Path(__file__).resolve().parents[1]
 SMALL = FitConfig(chains=2, warmup=200, draws=200, seed=7, progress=False)
 RATS_NAMES = ("mu_alpha", "tau_alpha", "mu_beta", "tau_beta", "tau", "alpha", "beta", "sigma")
@@ -64,17 +64,7 @@ def rats_program(backend, rats) -> str:
 
 # -- the golden module -----------------------------------------------------------------------------
 def test_rats_module_matches_golden(rats_program):
-    if os.environ.get("CROSSPPL_UPDATE_GOLDEN") == "1":
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(rats_program, encoding="utf-8")
-    expected = GOLDEN.read_text(encoding="utf-8")
-    diff = "".join(difflib.unified_diff(expected.splitlines(True), rats_program.splitlines(True),
-                                        "golden/rats_pymc.py", "emitted"))
-    assert rats_program == expected, (
-        "the emitted Rats module differs from tests/golden/rats_pymc.py; if the change is "
-        "intended, review it and regenerate with CROSSPPL_UPDATE_GOLDEN=1 .venv/bin/pytest "
-        f"tests/test_backend_pymc.py -k golden\n{diff}"
-    )
+    assert_matches_golden(rats_program, "rats_pymc.py", "tests/test_backend_pymc.py")
 
 
 def test_rats_module_is_vectorized_and_idiomatic(rats_program):

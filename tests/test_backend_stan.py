@@ -13,10 +13,7 @@ Regenerate the golden Rats program, after reviewing the change, with::
 from __future__ import annotations
 
 import asyncio
-import difflib
-import os
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,7 +29,8 @@ from scipy.special import expit
 from crossppl.config import FitConfig
 from crossppl.errors import EngineError, NotYetTranslated
 
-GOLDEN = Path(__file__).parent / "golden" / "rats.stan"
+from .conftest import assert_matches_golden
+
 SMALL = FitConfig(chains=2, warmup=200, draws=200, seed=7, progress=False)
 
 
@@ -53,17 +51,7 @@ def rats_program(backend, rats) -> str:
 
 # -- the golden program ----------------------------------------------------------------------------
 def test_rats_program_matches_golden(rats_program):
-    if os.environ.get("CROSSPPL_UPDATE_GOLDEN") == "1":
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(rats_program, encoding="utf-8")
-    expected = GOLDEN.read_text(encoding="utf-8")
-    diff = "".join(difflib.unified_diff(expected.splitlines(True), rats_program.splitlines(True),
-                                        "golden/rats.stan", "emitted"))
-    assert rats_program == expected, (
-        "the emitted Rats program differs from tests/golden/rats.stan; if the change is "
-        "intended, review it and regenerate with CROSSPPL_UPDATE_GOLDEN=1 .venv/bin/pytest "
-        f"tests/test_backend_stan.py -k golden\n{diff}"
-    )
+    assert_matches_golden(rats_program, "rats.stan", "tests/test_backend_stan.py")
 
 
 def test_rats_program_is_vectorized_and_accepted_by_stanc(rats_program):
