@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.crossppl-installed
 BACKENDS ?= numpyro pymc stan
 
-.PHONY: setup test rats fits lint browser clean
+.PHONY: setup test rats zoo fits lint browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ rats: setup
 	mkdir -p out
 	$(BIN)/crossppl compare rats --reference data/rats.reference.json \
 	  --chains 4 --warmup 1000 --draws 3000 --json out/rats.json --html out/rats.html
+
+# Full compares of every bundled model on every backend (about 10 minutes on 2 cores).
+zoo: setup
+	$(BIN)/python -m pytest -m zoo
 
 fits: setup
 	mkdir -p out

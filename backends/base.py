@@ -25,6 +25,7 @@ __all__ = [
     "Generator",
     "UserProgram",
     "model_data",
+    "prior_to_inference_data",
     "program_hash",
     "to_inference_data",
     "versions",
@@ -112,7 +113,7 @@ class UserProgram:
 class Draws:
     """An engine's raw output, before conversion to InferenceData.
 
-    ``posterior`` maps every parameter and derived quantity to an array of shape
+    ``posterior`` maps every parameter, derived and generated quantity to an array of shape
     ``(chain, draw, *dim sizes)`` (dims in the model's order); ``sample_stats`` maps ArviZ's
     names (``lp``, ``diverging``, ``step_size``, ``tree_depth``, ``n_steps``, ...) to
     ``(chain, draw)`` arrays.
@@ -176,6 +177,17 @@ class Backend(ABC):
         of each parameter's prior and each observed variable's likelihood), or None where the
         engine does not expose them."""
         return None
+
+    def prior_predictive(self, model: Model, draws: int, seed: int) -> dict[str, np.ndarray]:
+        """Draws from the prior predictive distribution, by forward simulation (no MCMC).
+
+        Returns every parameter, derived and generated quantity and every observed variable
+        (replicated data drawn from its likelihood) as an array of shape
+        ``(draws, *dim sizes)``, dims in the model's order. Where the engine cannot evaluate a
+        draw (e.g. a Gamma(0.001, 0.001) precision that underflows to 0 makes a scale infinite),
+        values may be non-finite; they are returned as the engine gives them.
+        """
+        raise NotYetTranslated(self.name, "prior predictive draws")
 
     def default_engine(self) -> str:
         """The engine used when none is asked for."""
@@ -255,7 +267,7 @@ def to_inference_data(
     coords = model.coords
     dims: dict[str, list[str]] = {}
     posterior = {}
-    for stmt in model.statements:
+    for stmt in model.recorded:
         if stmt.name not in draws.posterior:
             if partial:
                 continue
@@ -297,6 +309,48 @@ def to_inference_data(
             sample_stats=stats,
             observed_data=observed,
             coords=coords,
+            dims=dims,
+            attrs=attrs,
+        )
+    for group in idata.groups():
+        idata[group].attrs.update(attrs)
+    return idata
+
+
+def prior_to_inference_data(
+    model: Model, arrays: Mapping[str, np.ndarray], *, backend: Backend, seed: int
+):
+    """Prior predictive draws (from :meth:`Backend.prior_predictive`) as InferenceData.
+
+    ``prior`` holds parameters, derived and generated quantities, ``prior_predictive`` the
+    replicated observed data, ``observed_data`` the data; one chain, the spec's dims and coords.
+    """
+    import arviz as az
+
+    dims: dict[str, list[str]] = {}
+    groups: dict[str, dict[str, np.ndarray]] = {"prior": {}, "prior_predictive": {}}
+    decls = [("prior", d) for d in model.recorded] + [("prior_predictive", o)
+                                                       for o in model.observed]
+    for group, decl in decls:
+        if decl.name not in arrays:
+            raise EngineError(backend.name, backend.default_engine(),
+                              f"no prior draws returned for {decl.name!r}")
+        arr = np.asarray(arrays[decl.name])
+        expected = (*(model.dim(d).size for d in decl.dims),)
+        if arr.shape[1:] != expected:
+            raise EngineError(backend.name, backend.default_engine(),
+                              f"prior draws of {decl.name!r} have shape {arr.shape}, "
+                              f"expected (draws, {', '.join(map(str, expected))})")
+        groups[group][decl.name] = arr[np.newaxis]
+        dims[decl.name] = list(decl.dims)
+    attrs = {"model": model.name, "spec": str(model.path), "backend": backend.name,
+             "seed": seed, **{f"version_{k}": v for k, v in versions(backend.packages).items()}}
+    with quiet_arviz():
+        idata = az.from_dict(
+            prior=groups["prior"],
+            prior_predictive=groups["prior_predictive"],
+            observed_data={o.name: model.datum(o.name).value for o in model.observed},
+            coords=model.coords,
             dims=dims,
             attrs=attrs,
         )

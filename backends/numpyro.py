@@ -9,6 +9,13 @@ statement's dim order; every leaf of an expression is aligned to those dims with
 from each distribution's support (NumPyro transforms automatically). The module runs on its own as
 a script (``python rats_numpyro.py [SPEC] [--chains 4] [--warmup 1000] [--draws 1000]``).
 
+Generated quantities (the spec's ``[generated]``) are drawn at the end of ``model``, only when it
+is called with ``generated_quantities=True``: NUTS runs ``model`` without them, so they are
+neither sampled by NUTS nor part of the log density, and ``Predictive`` draws them once per
+posterior draw, given that draw (the script does the same after its fit). A spec without
+``[generated]`` gets a ``model`` without the keyword. Prior predictive draws run ``model``
+forward with ``Predictive(model, num_samples=draws)``, the observed data left out.
+
 Numerics: programs run with 64-bit floats (``jax_enable_x64``), as Stan and PyMC do. In float32
 the joint log density of Rats is off by up to ~1e-3 at typical points (relative ~1e-7: rounding of
 terms near 1e3 with y ~ 300 and priors of precision 1e-6), and a float32 fit of Rats adapted worse
@@ -41,6 +48,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+from crossppl.models.distributions import DISTRIBUTIONS
 from crossppl.models.ir import (
     Binary,
     Call,
@@ -48,6 +56,7 @@ from crossppl.models.ir import (
     DerivedDecl,
     Dist,
     Expr,
+    GeneratedDecl,
     Index,
     Model,
     ObservedDecl,
@@ -78,6 +87,8 @@ from .userprog import (
 __all__ = [
     "DIST_RULES",
     "EXTRA_FIELDS",
+    "GENERATED_FLAG",
+    "GENERATED_STREAM",
     "Arg",
     "DistRule",
     "NumPyroBackend",
@@ -89,6 +100,13 @@ __all__ = [
 
 #: Longest line the generator writes before it breaks a call over several lines.
 LINE_LENGTH = 99
+
+#: The keyword of a generated ``model`` that also draws the spec's generated quantities.
+GENERATED_FLAG = "generated_quantities"
+
+#: A fit's generated quantities are drawn with the key ``fold_in(PRNGKey(seed), GENERATED_STREAM)``:
+#: a stream apart from the chains' (``MCMC.run`` splits ``PRNGKey(seed)``).
+GENERATED_STREAM = 1
 
 # -- the distribution table ---------------------------------------------------------------------
 
@@ -351,10 +369,17 @@ class NumPyroGenerator(Generator):
                 (f'"{stmt.name}"', self.dist_call(stmt.dist, stmt.dims), f"obs={stmt.name}"),
             )
             return call.lines(indent)
+        if isinstance(stmt, GeneratedDecl):
+            call = _CallCode("numpyro.sample", (f'"{stmt.name}"', self.dist_call(stmt.dist,
+                                                                                  stmt.dims)))
+            # named only when a later generated quantity uses it
+            used = stmt.name in self.model.used_names()
+            return call.lines(indent, prefix=f"{stmt.name} = " if used else "")
         raise NotYetTranslated(self.backend, f"the statement {type(stmt).__name__}")
 
     def signature(self) -> str:
-        """``N_<dim>, ..., data, ..., observed=None``."""
+        """``N_<dim>, ..., data, ..., observed=None`` (and ``generated_quantities=False`` for
+        a model with generated quantities)."""
         m = self.model
         used = m.used_names()
         first = [f"N_{d.name}" for d in m.dims]
@@ -364,12 +389,14 @@ class NumPyroGenerator(Generator):
                 last.append(f"{d.name}=None")
             else:
                 first.append(d.name)
+        if m.generated:
+            last.append(f"{GENERATED_FLAG}=False")
         return ", ".join(first + last)
 
-    def body(self) -> list[str]:
-        """The lines of ``model``'s body: statements grouped by their plates."""
+    def grouped_lines(self, stmts, indent: int) -> list[str]:
+        """The lines of ``stmts`` at ``indent`` spaces, consecutive ones with the same dims
+        under one set of plates."""
         lines: list[str] = []
-        stmts = [*self.model.statements, *self.model.observed]
         i = 0
         while i < len(stmts):
             dims = stmts[i].dims
@@ -381,10 +408,24 @@ class NumPyroGenerator(Generator):
             ):
                 group.append(stmts[i + len(group)])
             if dims:
-                lines.append(f"    {self.plates(dims)}")
+                lines.append(f"{' ' * indent}{self.plates(dims)}")
             for stmt in group:
-                lines.extend(self.statement_lines(stmt, 8 if dims else 4))
+                lines.extend(self.statement_lines(stmt, indent + 4 if dims else indent))
             i += len(group)
+        return lines
+
+    def body(self) -> list[str]:
+        """The lines of ``model``'s body: statements grouped by their plates, then the generated
+        quantities, drawn only when ``generated_quantities`` is true."""
+        m = self.model
+        lines = self.grouped_lines([*m.statements, *m.observed], 4)
+        if m.generated:
+            lines += [
+                f"    if {GENERATED_FLAG}:",
+                "        # Generated quantities, drawn by Predictive given each posterior draw;",
+                "        # NUTS runs the model without them: not part of the log density.",
+                *self.grouped_lines(list(m.generated), 8),
+            ]
         return lines
 
     def header(self) -> str:
@@ -400,6 +441,20 @@ class NumPyroGenerator(Generator):
         )
         return '"""' + _literal_for_docstring("\n\n".join(parts)) + '\n"""'
 
+    def main_generated(self) -> list[str]:
+        """The lines of ``main`` that draw the generated quantities and summarize them."""
+        return [
+            "",
+            "    # The generated quantities: one draw per posterior draw, given that draw, with a",
+            "    # key apart from the chains' (crossppl derives it from the seed the same way).",
+            "    samples = mcmc.get_samples(group_by_chain=True)",
+            "    predictive = Predictive(model, samples, return_sites=GENERATED, batch_ndims=2,",
+            "                            parallel=True)",
+            f"    key = jax.random.fold_in(jax.random.PRNGKey(args.seed), {GENERATED_STREAM})",
+            f"    generated = predictive(key, **data, {GENERATED_FLAG}=True)",
+            "    numpyro.diagnostics.print_summary(generated)",
+        ]
+
     def module(self) -> str:
         """The whole module's source."""
         body = self.body()
@@ -413,20 +468,32 @@ class NumPyroGenerator(Generator):
             imports.append("import jax")
         if "jnp" in self.uses:
             imports.append("import jax.numpy as jnp")
+        generated = [g.name for g in self.model.generated]
+        infer = "MCMC, NUTS, Predictive, init_to_uniform" if generated else (
+            "MCMC, NUTS, init_to_uniform")
         imports += [
             "import numpyro",
             "import numpyro.distributions as dist",
-            "from numpyro.infer import MCMC, NUTS, init_to_uniform",
+            f"from numpyro.infer import {infer}",
         ]
         spec = spec_reference(self.model)
         defaults = FitConfig()
+        constants = [f"SPEC = {_py_string(spec)}"]
+        if generated:
+            names = ", ".join(f'"{n}"' for n in generated)
+            one = f"GENERATED = [{names}]"
+            constants += [
+                "# The spec's generated quantities: drawn given each posterior draw.",
+                one if len(one) <= LINE_LENGTH
+                else "\n".join(["GENERATED = [", *(f'    "{n}",' for n in generated), "]"]),
+            ]
         return "\n".join(
             [
                 self.header(),
                 "",
                 *imports,
                 "",
-                f"SPEC = {_py_string(spec)}",
+                *constants,
                 "",
                 "",
                 f"def model({self.signature()}):",
@@ -460,6 +527,7 @@ class NumPyroGenerator(Generator):
                 "                progress_bar=sys.stderr.isatty())",
                 "    mcmc.run(jax.random.PRNGKey(args.seed), **data)",
                 "    mcmc.print_summary()",
+                *(self.main_generated() if generated else []),
                 "",
                 "",
                 'if __name__ == "__main__":',
@@ -570,6 +638,13 @@ def _numpyro_env(chains: int = 4):
         yield
 
 
+def _dtype(decl) -> type:
+    """``int64`` for a quantity drawn from a discrete distribution, else ``float64``."""
+    dist_ = getattr(decl, "dist", None)
+    discrete = dist_ is not None and DISTRIBUTIONS[dist_.name].support.discrete
+    return np.int64 if discrete else np.float64
+
+
 class NumPyroBackend(Backend):
     """NumPyro: the generated module's ``model`` fitted with ``numpyro.infer.NUTS``."""
 
@@ -619,24 +694,89 @@ class NumPyroBackend(Backend):
         return sites
 
     def sample(self, model: Model, program: str, config: FitConfig, engine: str) -> Draws:
-        """Run ``program``'s ``model`` with NUTS under ``config``.
+        """Run ``program``'s ``model`` with NUTS under ``config``, then draw the generated
+        quantities (if any) once per posterior draw, given that draw.
 
         JAX traces and compiles inside ``MCMC.run``, so ``build_seconds`` is loading the module
         and setting up the kernel, and ``sampling_seconds`` is the whole run, compilation
         included (a fraction of it when the compilation cache is warm), until the draws are
-        back in host memory.
+        back in host memory, plus drawing the generated quantities. Those are drawn by
+        ``Predictive`` on the posterior draws of the parameters (``model(...,
+        generated_quantities=True)``, vectorized over draws) with a key apart from the chains'
+        (:data:`GENERATED_STREAM`): NUTS runs exactly as for a spec without them.
         """
         engine = self.check_engine(engine)
         start = time.perf_counter()
         fn = self._load(model, program)
-        draws = self._run(fn, (), model_data(model), config, engine, start)
+        data = model_data(model)
+        draws = self._run(fn, (), data, config, engine, start)
         posterior = {}
         for stmt in model.statements:
             if stmt.name not in draws.posterior:
                 raise EngineError(self.name, engine, f"no draws of {stmt.name!r}")
             posterior[stmt.name] = np.asarray(draws.posterior[stmt.name], dtype=np.float64)
+        if model.generated:
+            began = time.perf_counter()
+            params = {p.name: posterior[p.name] for p in model.parameters}
+            generated = self._forward(
+                fn, {**data, GENERATED_FLAG: True}, model.generated, config.seed,
+                stream=GENERATED_STREAM, posterior_samples=params, batch_ndims=2,
+            )
+            posterior.update(generated)
+            draws.sampling_seconds += time.perf_counter() - began
         draws.posterior = posterior
         return draws
+
+    def prior_predictive(self, model: Model, draws: int, seed: int) -> dict[str, np.ndarray]:
+        """Run the emitted ``model`` forward ``draws`` times with ``Predictive(model,
+        num_samples=draws)`` (vectorized, key ``PRNGKey(seed)``), the observed data left out so
+        that their likelihoods draw replicated data, generated quantities included.
+
+        Distribution validation is off for the run: values are returned as JAX computes them
+        (e.g. a Gamma(0.001, 0.001) draw that underflows to 0 gives a scale of ``inf``).
+        Integer-valued quantities (discrete distributions) are ``int64``, the rest ``float64``.
+        """
+        fn = self._load(model, self.emit(model))
+        optional = {name for name, par in inspect.signature(fn).parameters.items()
+                    if par.default is None}
+        tied = [o.name for o in model.observed if o.name not in optional]
+        if tied:
+            raise NotYetTranslated(
+                self.name,
+                f"prior predictive draws of observed data that an expression also uses "
+                f"({', '.join(tied)})",
+            )
+        kwargs = {k: v for k, v in model_data(model).items() if k not in model.observed_names}
+        if model.generated:
+            kwargs[GENERATED_FLAG] = True
+        return self._forward(fn, kwargs, (*model.recorded, *model.observed), seed,
+                             num_samples=draws)
+
+    def _forward(self, fn, kwargs: Mapping, recorded, seed: int, stream: int | None = None,
+                 **options) -> dict[str, np.ndarray]:
+        """``Predictive(fn, return_sites=<names of recorded>, parallel=True, **options)`` run
+        on ``fn(**kwargs)`` with the key ``PRNGKey(seed)`` (folded in with ``stream`` if given),
+        distribution validation off; returns each of ``recorded`` (declarations) as numpy,
+        ``int64`` where its distribution is discrete, else ``float64``."""
+        import jax
+        from numpyro import validation_enabled
+        from numpyro.infer import Predictive
+
+        names = [r.name for r in recorded]
+        with _numpyro_env(), validation_enabled(False):
+            key = jax.random.PRNGKey(seed)
+            if stream is not None:
+                key = jax.random.fold_in(key, stream)
+            predictive = Predictive(fn, return_sites=names, parallel=True, **options)
+            try:
+                out = jax.device_get(predictive(key, **kwargs))
+            except (ValueError, RuntimeError, TypeError, FloatingPointError) as exc:
+                raise EngineError(self.name, "numpyro",
+                                  f"drawing {', '.join(names)} failed: {exc}") from exc
+        missing = [n for n in names if n not in out]
+        if missing:
+            raise EngineError(self.name, "numpyro", f"no draws of {missing}")
+        return {r.name: np.asarray(out[r.name], dtype=_dtype(r)) for r in recorded}
 
     def sample_user(
         self, model: Model, program: UserProgram, config: FitConfig, engine: str

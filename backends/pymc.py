@@ -6,6 +6,12 @@ as :func:`crossppl.backends.base.model_data` gives it; ``coords``: ``model.coord
 a script. :class:`PyMCBackend` executes exactly that source (:func:`~.pyexec.load_module`), builds
 the model and samples it.
 
+A spec's [generated] quantities are not free variables of the model NUTS samples: the module's
+``build_model(data, coords, generated=False)`` declares them (names in ``GENERATED``) only when
+``generated=True``, and after NUTS they are drawn once per posterior draw from that model with
+``pm.sample_posterior_predictive`` (prior predictive draws: ``pm.sample_prior_predictive``). A
+spec without [generated] gives the module without the flag.
+
 Hand-written programs (:class:`~.base.UserProgram`): the entry (default ``build_model``) is called
 with the spec's data by name (:mod:`~.userprog`) and returns a ``pm.Model``, sampled by the same
 code as a generated model; draws and per-variable log-density terms come back under the spec's
@@ -43,6 +49,7 @@ from crossppl.models.ir import (
     DerivedDecl,
     Dist,
     Expr,
+    GeneratedDecl,
     Index,
     Model,
     ObservedDecl,
@@ -209,13 +216,13 @@ def _dims_kwarg(dims: tuple[str, ...]) -> str:
     return f"dims=({', '.join(map(_str, dims))})"
 
 
-def _call(lhs: str | None, func: str, args: list[str]) -> list[str]:
+def _call(lhs: str | None, func: str, args: list[str], indent: str = _INDENT) -> list[str]:
     """``lhs = func(args)`` on one line if it fits, else one argument per line."""
-    prefix = f"{_INDENT}{lhs} = " if lhs else _INDENT
+    prefix = f"{indent}{lhs} = " if lhs else indent
     one = f"{prefix}{func}({', '.join(args)})"
     if len(one) <= _LINE:
         return [one]
-    return [f"{prefix}{func}(", *(f"{_INDENT}    {a}," for a in args), f"{_INDENT})"]
+    return [f"{prefix}{func}(", *(f"{indent}    {a}," for a in args), f"{indent})"]
 
 
 def _docstring(text: str) -> str:
@@ -326,6 +333,14 @@ class PyMCGenerator(Generator):
             args.append(_dims_kwarg(obs.dims))
         return _call(None, func, [_str(obs.name), *args])
 
+    def generated(self, gen: GeneratedDecl) -> list[str]:
+        """A posterior-predictive quantity: a random variable of the ``generated=True`` model,
+        one level deeper (inside ``if generated:``)."""
+        func, args = self.dist_args(gen.dist, gen.dims)
+        if gen.dims:
+            args.append(_dims_kwarg(gen.dims))
+        return _call(self.lhs(gen.name), func, [_str(gen.name), *args], _INDENT + "    ")
+
     def spec_reference(self) -> str:
         """What ``load_spec`` is given in the script: the bundled name, or the spec's path."""
         model = self.model
@@ -343,6 +358,14 @@ class PyMCGenerator(Generator):
             body += self.param(stmt) if isinstance(stmt, ParamDecl) else self.derived(stmt)
         for obs in model.observed:
             body += self.observed(obs)
+        if model.generated:
+            body += [
+                f"{_INDENT}if generated:",
+                f"{_INDENT}    # drawn once per posterior draw by pm.sample_posterior_predictive, "
+                "never by NUTS",
+            ]
+            for gen in model.generated:
+                body += self.generated(gen)
         # data referenced by expressions get a local name
         data_lines = [
             f"    {d.name} = data[{_str(d.name)}]" for d in model.data if d.name in self._used
@@ -356,8 +379,14 @@ class PyMCGenerator(Generator):
                 doc += textwrap.wrap(label + text, _LINE - 4)
         if doc[-1]:
             doc.append("")
+        run = "Run as a script to fit it to its spec's data with PyMC's NUTS and print a summary"
+        if model.generated:
+            run = (
+                "Run as a script to fit it to its spec's data with PyMC's NUTS, draw its "
+                "posterior-predictive quantities and print summaries"
+            )
         doc += [
-            "Run as a script to fit it to its spec's data with PyMC's NUTS and print a summary:",
+            *textwrap.wrap(f"{run}:", _LINE - 4),
             "",
             f"    python {file} [SPEC] [--draws N] [--tune N] [--chains N] [--seed N]",
             "",
@@ -366,17 +395,71 @@ class PyMCGenerator(Generator):
         imports = ["import arviz as az", "import pymc as pm"]
         if self.uses_pt:
             imports.append("import pytensor.tensor as pt")
+        constants = [f"SPEC = {_str(spec)}"]
+        signature = "def build_model(data, coords):"
+        build_doc = [
+            '    """Return the PyMC model for ``data`` (name -> array) and ``coords`` '
+            '(dim -> labels)."""'
+        ]
+        main_doc = (
+            '    """Fit the model to a spec\'s data with PyMC\'s NUTS and print a summary."""'
+        )
+        fit = [
+            "    with build_model(model_data(spec), spec.coords):",
+            "        idata = pm.sample(",
+            "            draws=args.draws, tune=args.tune, chains=args.chains, "
+            "random_seed=args.seed",
+            "        )",
+            "    print(az.summary(idata))",
+        ]
+        if model.generated:
+            names = ", ".join(_str(g.name) for g in model.generated)
+            if len(f"GENERATED = [{names}]") <= _LINE:
+                constants.append(f"GENERATED = [{names}]")
+            else:
+                constants += ["GENERATED = [", *(f"    {_str(g.name)}," for g in model.generated),
+                              "]"]
+            signature = "def build_model(data, coords, generated=False):"
+            build_doc = [
+                '    """Return the PyMC model for ``data`` (name -> array) and ``coords`` '
+                "(dim -> labels).",
+                "",
+                "    With ``generated=True`` the model also declares the posterior-predictive "
+                "quantities",
+                "    ``GENERATED``: fit the model without them, then draw them for every "
+                "posterior draw with",
+                "    ``pm.sample_posterior_predictive(idata, var_names=GENERATED)``.",
+                '    """',
+            ]
+            main_doc = (
+                '    """Fit the model to a spec\'s data with PyMC\'s NUTS, draw ``GENERATED`` '
+                'and print summaries."""'
+            )
+            fit = [
+                "    data = model_data(spec)",
+                "    with build_model(data, spec.coords):",
+                "        idata = pm.sample(",
+                "            draws=args.draws, tune=args.tune, chains=args.chains, "
+                "random_seed=args.seed",
+                "        )",
+                "    with build_model(data, spec.coords, generated=True):",
+                "        pm.sample_posterior_predictive(",
+                "            idata, var_names=GENERATED, random_seed=args.seed, "
+                "extend_inferencedata=True",
+                "        )",
+                "    print(az.summary(idata))",
+                '    print(az.summary(idata, group="posterior_predictive"))',
+            ]
         lines = [
             _docstring("\n".join(doc)),
             "",
             *imports,
             "",
-            f"SPEC = {_str(spec)}",
+            *constants,
             "",
             "",
-            "def build_model(data, coords):",
-            '    """Return the PyMC model for ``data`` (name -> array) and ``coords`` '
-            '(dim -> labels)."""',
+            signature,
+            *build_doc,
             *data_lines,
             "    with pm.Model(coords=coords) as model:",
             *body,
@@ -384,7 +467,7 @@ class PyMCGenerator(Generator):
             "",
             "",
             "def main(argv=None):",
-            '    """Fit the model to a spec\'s data with PyMC\'s NUTS and print a summary."""',
+            main_doc,
             "    import argparse",
             "",
             "    from crossppl.backends.base import model_data",
@@ -399,12 +482,7 @@ class PyMCGenerator(Generator):
             '    parser.add_argument("--seed", type=int, default=None)',
             "    args = parser.parse_args(argv)",
             "    spec = load_spec(args.spec)",
-            "    with build_model(model_data(spec), spec.coords):",
-            "        idata = pm.sample(",
-            "            draws=args.draws, tune=args.tune, chains=args.chains, "
-            "random_seed=args.seed",
-            "        )",
-            "    print(az.summary(idata))",
+            *fit,
             "",
             "",
             'if __name__ == "__main__":',
@@ -517,6 +595,7 @@ class PyMCBackend(Backend):
                    further jitter). A point with a non-finite density is redrawn.
     init="engine"  nutpie's default                PyMC's default (``jitter+adapt_diag``)
     progress       progress_bar                   progressbar
+    seed           [generated] quantities: ``pm.sample_posterior_predictive(random_seed=seed)``
     ============== ============================== ==========================================
     """
 
@@ -532,10 +611,13 @@ class PyMCBackend(Backend):
         return PyMCGenerator(model).module()
 
     # -- building ---------------------------------------------------------------------------------
-    def build(self, model: Model, program: str) -> Any:
-        """Execute ``program`` and return its ``build_model`` applied to the model's data."""
+    def build(self, model: Model, program: str, generated: bool = False) -> Any:
+        """Execute ``program`` and return its ``build_model`` applied to the model's data;
+        ``generated=True`` adds the posterior-predictive quantities (specs with [generated])."""
         with _quiet():
             module = load_module(program, f"{model.name}_pymc")
+            if generated:
+                return module.build_model(model_data(model), model.coords, generated=True)
             return module.build_model(model_data(model), model.coords)
 
     def build_user(self, model: Model, program: UserProgram) -> tuple[Any, list[str]]:
@@ -575,7 +657,83 @@ class PyMCBackend(Backend):
         except Exception as exc:
             raise EngineError(self.name, engine, f"building the model failed: {exc}") from exc
         key = _data_key(program, model_data(model), model.coords)
-        return self._run(pm_model, key, self._names(model), config, engine, start)
+        draws = self._run(pm_model, key, self._names(model), config, engine, start)
+        if model.generated:
+            draws.posterior.update(
+                self._draw_generated(model, program, draws.posterior, config.seed, engine)
+            )
+        return draws
+
+    def _draw_generated(
+        self, model: Model, program: str, posterior: Mapping[str, np.ndarray], seed: int,
+        engine: str,
+    ) -> dict[str, np.ndarray]:
+        """The [generated] quantities drawn once for every posterior draw (spec name ->
+        ``(chain, draw, *dims)``): ``pm.sample_posterior_predictive`` on the model built with
+        ``generated=True``, given the NUTS draws of the parameters and derived quantities."""
+        import pymc as pm
+        import xarray as xr
+
+        try:
+            pm_model = self.build(model, program, generated=True)
+        except Exception as exc:
+            raise EngineError(
+                self.name, engine, f"building the model with its generated quantities failed: "
+                f"{exc}"
+            ) from exc
+        # with the model's coords: PyMC redraws a variable whose dims' coords differ
+        trace = xr.Dataset(
+            {s.name: (("chain", "draw", *s.dims), posterior[s.name]) for s in model.statements},
+            coords=model.coords,
+        )
+        names = [g.name for g in model.generated]
+        try:
+            with _quiet(), np.errstate(all="ignore"):
+                drawn = pm.sample_posterior_predictive(
+                    trace, model=pm_model, var_names=names, random_seed=seed,
+                    progressbar=False, return_inferencedata=False,
+                )
+        except Exception as exc:
+            raise EngineError(
+                self.name, engine,
+                f"drawing the generated quantities failed: {type(exc).__name__}: {exc}",
+            ) from exc
+        return {name: np.asarray(drawn[name]) for name in names}
+
+    def prior_predictive(self, model: Model, draws: int, seed: int) -> dict[str, np.ndarray]:
+        """Forward draws of the model with its generated quantities
+        (``pm.sample_prior_predictive``): parameters, derived and generated quantities and
+        replicated observed data, spec name -> ``(draws, *dims)``, silently.
+
+        Non-finite values (e.g. from a Gamma(0.001, 0.001) precision that underflowed to 0)
+        come back as drawn. Where a discrete distribution refuses some draw's parameters
+        (NumPy cannot draw a Binomial with p = nan, nor a Poisson of rate inf), the draws are
+        made one at a time and each refused draw is NaN in every variable, as Stan writes it;
+        integer-valued variables are then ``float64``.
+        """
+        import pymc as pm
+
+        program = self.emit(model)
+        try:
+            pm_model = self.build(model, program, generated=bool(model.generated))
+        except Exception as exc:
+            raise EngineError(self.name, "pymc", f"building the model failed: {exc}") from exc
+        names = [*(s.name for s in model.recorded), *model.observed_names]
+        try:
+            with _quiet(), np.errstate(all="ignore"):
+                try:
+                    drawn = pm.sample_prior_predictive(
+                        draws=draws, model=pm_model, var_names=names, random_seed=seed,
+                        return_inferencedata=False,
+                    )
+                except ValueError:
+                    drawn = _forward_draws(pm_model, names, draws, seed)
+        except Exception as exc:
+            raise EngineError(
+                self.name, "pymc",
+                f"prior predictive draws failed: {type(exc).__name__}: {exc}",
+            ) from exc
+        return {name: np.asarray(drawn[name]) for name in names}
 
     def sample_user(
         self, model: Model, program: UserProgram, config: FitConfig, engine: str
@@ -832,6 +990,39 @@ class _LogpTerms:
             return float(np.sum(self.singles[j](point)))
         except ParameterValueError:
             return -np.inf
+
+
+def _forward_draws(pm_model: Any, names: list[str], draws: int, seed: int) -> dict[str, np.ndarray]:
+    """``draws`` prior predictive draws of the variables ``names``, one at a time, as
+    ``pm.sample_prior_predictive`` makes them; a draw that a distribution refuses (a
+    ``ValueError`` such as "p < 0, p > 1 or p contains NaNs") is NaN in every variable. All
+    draws refused: that error is raised."""
+    from pymc.sampling.forward import compile_forward_sampling_function
+
+    fn, _ = compile_forward_sampling_function(
+        [pm_model[name] for name in names], vars_in_trace=[], basic_rvs=pm_model.basic_RVs,
+        random_seed=seed, allow_input_downcast=True, accept_inplace=True,
+    )
+    rows: list[list[np.ndarray] | None] = []
+    error: ValueError | None = None
+    for _ in range(draws):
+        try:
+            rows.append([np.array(value) for value in fn()])
+        except ValueError as exc:
+            rows.append(None)
+            error = exc
+    drawn = [row for row in rows if row is not None]
+    if not drawn and error is not None:
+        raise error
+    out = {}
+    for j, name in enumerate(names):
+        first = drawn[0][j]
+        arr = np.full((draws, *first.shape), np.nan)
+        for i, row in enumerate(rows):
+            if row is not None:
+                arr[i] = row[j]
+        out[name] = arr if len(drawn) < draws else arr.astype(first.dtype)
+    return out
 
 
 def _total(terms: Mapping[str, np.ndarray], names: list[str]) -> np.ndarray:

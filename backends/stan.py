@@ -14,6 +14,11 @@ The generator writes what a Stan programmer would write by hand:
   a matrix through ``to_vector``.
 * Parameters get the constraint of their distribution's support; derived quantities used by the
   model are ``transformed parameters``, the others ``generated quantities``.
+* A spec's ``[generated]`` quantities are drawn in ``generated quantities``, after the derived
+  ones, with the vectorized ``_rng`` functions of :data:`RNG_RULES`: ``real`` / ``vector`` /
+  ``matrix`` for a continuous distribution, ``int`` / ``array[...] int`` for a discrete one.
+* :meth:`StanGenerator.prior_program` writes the prior predictive program (a data block without
+  the observed values and one ``generated quantities`` block), run with ``fixed_param``.
 
 Anything without a rule raises :class:`~crossppl.errors.NotYetTranslated`; nothing is dropped.
 The engines that fit the program live in :mod:`crossppl.backends.stan_engines`.
@@ -87,10 +92,13 @@ from .userprog import (
 
 __all__ = [
     "DIST_RULES",
+    "RNG_RULES",
     "Code",
     "StanBackend",
     "StanDist",
     "StanGenerator",
+    "StanRng",
+    "prior_data",
     "stan_data",
     "user_data",
 ]
@@ -138,6 +146,7 @@ class StanDist:
 ARG_TRANSFORMS: dict[str, Callable[[float], float]] = {
     "inv_sqrt": lambda v: 1 / math.sqrt(v),
     "inv": lambda v: 1 / v,
+    "inv_logit": lambda v: 1 / (1 + math.exp(-v)),
 }
 
 #: (row name, parameterization key) -> how Stan writes it. Every row of the table is covered.
@@ -165,6 +174,55 @@ DIST_RULES: dict[tuple[str, str], StanDist] = {
     ("binomial", "logit_p"): StanDist("binomial_logit", "n", "logit_p"),
     ("poisson", "rate"): StanDist("poisson", "rate"),
     ("poisson", "log_rate"): StanDist("poisson_log", "log_rate"),
+}
+
+
+
+@dataclass(frozen=True, slots=True)
+class StanRng:
+    """How Stan draws from one (row, parameterization) in ``generated quantities``.
+
+    ``function`` is a vectorized ``_rng`` function and ``args`` are written as
+    :attr:`StanDist.args` are; ``outer`` is a function applied to the draws (``abs`` folds a
+    half-normal), or None.
+    """
+
+    function: str
+    args: tuple[str, ...]
+    outer: str | None
+
+    def __init__(self, function: str, *args: str, outer: str | None = None) -> None:
+        object.__setattr__(self, "function", function)
+        object.__setattr__(self, "args", args)
+        object.__setattr__(self, "outer", outer)
+
+
+#: (row name, parameterization key) -> how Stan draws from it. Every row of the table is covered;
+#: Stan has no ``binomial_logit_rng``, so log-odds go through ``inv_logit``.
+RNG_RULES: dict[tuple[str, str], StanRng] = {
+    ("normal", "sigma"): StanRng("normal_rng", "mu", "sigma"),
+    ("normal", "tau"): StanRng("normal_rng", "mu", "inv_sqrt(tau)"),
+    ("half_normal", "sigma"): StanRng("normal_rng", "0", "sigma", outer="abs"),
+    ("half_normal", "tau"): StanRng("normal_rng", "0", "inv_sqrt(tau)", outer="abs"),
+    ("student_t", "sigma"): StanRng("student_t_rng", "nu", "mu", "sigma"),
+    ("student_t", "tau"): StanRng("student_t_rng", "nu", "mu", "inv_sqrt(tau)"),
+    ("cauchy", "sigma"): StanRng("cauchy_rng", "mu", "sigma"),
+    ("half_cauchy", "sigma"): StanRng("cauchy_rng", "0", "sigma", outer="abs"),
+    ("lognormal", "sigma"): StanRng("lognormal_rng", "mu", "sigma"),
+    ("lognormal", "tau"): StanRng("lognormal_rng", "mu", "inv_sqrt(tau)"),
+    ("exponential", "rate"): StanRng("exponential_rng", "rate"),
+    ("exponential", "scale"): StanRng("exponential_rng", "inv(scale)"),
+    ("gamma", "rate"): StanRng("gamma_rng", "shape", "rate"),
+    ("gamma", "scale"): StanRng("gamma_rng", "shape", "inv(scale)"),
+    ("inverse_gamma", "scale"): StanRng("inv_gamma_rng", "shape", "scale"),
+    ("beta", "default"): StanRng("beta_rng", "alpha", "beta"),
+    ("uniform", "default"): StanRng("uniform_rng", "lower", "upper"),
+    ("bernoulli", "p"): StanRng("bernoulli_rng", "p"),
+    ("bernoulli", "logit_p"): StanRng("bernoulli_logit_rng", "logit_p"),
+    ("binomial", "p"): StanRng("binomial_rng", "n", "p"),
+    ("binomial", "logit_p"): StanRng("binomial_rng", "n", "inv_logit(logit_p)"),
+    ("poisson", "rate"): StanRng("poisson_rng", "rate"),
+    ("poisson", "log_rate"): StanRng("poisson_log_rng", "log_rate"),
 }
 
 _ARG_TEMPLATE = re.compile(r"^(?:(\w+)\()?(\w+)\)?$")
@@ -212,6 +270,9 @@ class StanGenerator(Generator):
         super().__init__(model)
         self.derived = {d.name: d for d in model.derived}
         self.data_decls = {d.name: d for d in model.data}
+        #: Names whose values are Stan ints beyond integer data: discrete generated quantities
+        #: (and, in the prior program, discrete replicated data).
+        self.int_names = {g.name for g in model.generated if _discrete(g.dist)}
 
     # -- the program ----------------------------------------------------------------------------
     def program(self) -> str:
@@ -228,10 +289,70 @@ class StanGenerator(Generator):
             ("model", self.model_block()),
             (
                 "generated quantities",
-                [self.derived_decl(d) for d in model.derived if d.name not in tparams],
+                [self.derived_decl(d) for d in model.derived if d.name not in tparams]
+                + [self.draw_decl(g.name, g.dims, g.dist) for g in model.generated],
             ),
         ]
-        out = self.header()
+        return self.render(self.header(), blocks)
+
+    def prior_program(self) -> str:
+        """The prior predictive program (Stan User's Guide, "Prior predictive checks"): data
+        without the observed values, and a ``generated quantities`` block that draws every
+        parameter from its prior, computes the derived quantities, draws the observed variables
+        (under their own names) from their likelihood, then the generated quantities. Run it
+        with the ``fixed_param`` sampler."""
+        model = self.model
+        observed = self.prior_observed_order()
+        self.int_names |= {o.name for o in observed if _discrete(o.dist)}
+        statements = [
+            self.draw_decl(s.name, s.dims, s.dist) if isinstance(s, ParamDecl)
+            else self.derived_decl(s)
+            for s in model.statements
+        ]
+        replicated = [self.draw_decl(o.name, o.dims, o.dist) for o in observed]
+        generated = [self.draw_decl(g.name, g.dims, g.dist) for g in model.generated]
+        lines: list[str] = []
+        for group in (statements, replicated, generated):
+            lines.extend(([""] if lines and group else []) + group)
+        header = [*self.header(), "// Prior predictive draws (no observed values): run with "
+                  "the fixed_param sampler."]
+        return self.render(header, [("data", self.data_block(prior=True)),
+                                    ("generated quantities", lines)])
+
+    def prior_observed_order(self) -> list[ObservedDecl]:
+        """The observed variables in an order where each is drawn before another uses it."""
+        observed = {o.name: o for o in self.model.observed}
+        for stmt in self.model.statements:
+            root = stmt.expr if isinstance(stmt, DerivedDecl) else stmt.dist
+            used = sorted({n.name for n in walk(root) if isinstance(n, Var)} & set(observed))
+            if used:
+                raise NotYetTranslated(
+                    self.backend,
+                    f"prior predictive draws of a model whose {stmt.name!r} uses the observed "
+                    f"data {used[0]!r}",
+                    "the observed data are drawn after the parameters in a prior predictive "
+                    "program; declare a separate, unobserved copy of the data for the covariate",
+                )
+        order: list[ObservedDecl] = []
+        pending = list(self.model.observed)
+        while pending:
+            ready = [o for o in pending
+                     if not ({n.name for n in walk(o.dist) if isinstance(n, Var)}
+                             & {p.name for p in pending if p is not o})]
+            if not ready:
+                raise NotYetTranslated(
+                    self.backend,
+                    "prior predictive draws of observed variables whose distributions use one "
+                    f"another ({', '.join(o.name for o in pending)})",
+                )
+            order.extend(ready)
+            pending = [o for o in pending if o not in ready]
+        return order
+
+    @staticmethod
+    def render(header: list[str], blocks: list[tuple[str, list[str]]]) -> str:
+        """``header`` and the non-empty ``blocks`` (name, lines) as program text."""
+        out = list(header)
         for name, lines in blocks:
             if not lines:
                 continue
@@ -292,10 +413,13 @@ class StanGenerator(Generator):
             raise NotYetTranslated(self.backend, f"{what} with {len(dims)} dims {dims}",
                                    _RANK_HINT)
 
-    def data_block(self) -> list[str]:
+    def data_block(self, *, prior: bool = False) -> list[str]:
+        """Dim sizes and data; without the observed data when ``prior``."""
         lines = [f"int<lower=1> N_{d.name};" for d in self.model.dims]
         observed = {o.name: o for o in self.model.observed}
         for decl in self.model.data:
+            if prior and decl.name in observed:
+                continue
             lines.append(f"{self.data_type(decl, observed.get(decl.name))} {decl.name};")
         return lines
 
@@ -352,6 +476,47 @@ class StanGenerator(Generator):
         value = self.fill(self.expr(derived.expr, derived.dims), derived.expr.dims, derived.dims)
         return f"{self.container(derived.dims, what)} {derived.name} = {value};"
 
+    def draw_decl(self, name: str, dims: tuple[str, ...], dist: Dist) -> str:
+        """``name`` declared over ``dims`` and drawn from ``dist`` with its ``_rng`` function:
+        ``real`` / ``vector`` / ``matrix`` for a continuous distribution, ``int`` / ``array[...]
+        int`` for a discrete one. A matrix is drawn as one column-major vector (an int one
+        row-major, as the integer likelihoods are written) and reshaped."""
+        what = f"{name!r}"
+        self.check_rank(dims, what)
+        integer = _discrete(dist)
+        rule = self.rng_rule(dist)
+        call = self.dist_call(dist, dims, flat=len(dims) == 2, integer_target=integer,
+                              rule=rule)
+        if rule.outer:
+            call = f"{rule.outer}({call})"
+        sizes = ", ".join(f"N_{d}" for d in dims)
+        if integer:
+            kind = f"array[{sizes}] int" if dims else "int"
+            if len(dims) == 2:  # Stan has no reshape of int arrays: through a row-major matrix
+                call = f"to_int(to_array_2d(to_matrix({call}, {sizes}, 0)))"
+        else:
+            kind = self.container(dims, what)
+            if len(dims) == 1:
+                call = f"to_vector({call})"
+            elif len(dims) == 2:
+                call = f"to_matrix({call}, {sizes})"
+        return f"{kind} {name} = {call};"
+
+    def rng_rule(self, dist: Dist) -> StanRng:
+        """The rule that draws from ``dist``; raises if there is none."""
+        rule = RNG_RULES.get((dist.name, dist.parameterization))
+        if rule is None:
+            raise NotYetTranslated(
+                self.backend,
+                f"drawing from the distribution {dist.name} with parameterization "
+                f"{dist.parameterization!r} (generated quantities, prior predictive draws)",
+            )
+        return rule
+
+    def is_integer(self, node: Var) -> bool:
+        """Whether ``node`` is a Stan int (or int array)."""
+        return node.integer or node.name in self.int_names
+
     # -- the model block ------------------------------------------------------------------------
     def model_block(self) -> list[str]:
         priors = [self.sampling(p.name, p.dims, p.dist, integer=False)
@@ -376,15 +541,18 @@ class StanGenerator(Generator):
         return f"{lhs} ~ {call};"
 
     def dist_call(self, dist: Dist, dims: tuple[str, ...], *, flat: bool = False,
-                  integer_target: bool = False) -> str:
+                  integer_target: bool = False, rule: StanDist | StanRng | None = None) -> str:
         """``function(args)`` of ``dist`` with its arguments laid out over ``dims``.
 
         ``flat``: the target is a matrix sampled as one vector; non-scalar arguments are flattened
         in the same order: column-major (``to_vector``) for a real target, row-major for an
         integer one (``to_array_1d`` of an int array is row-major, so those arguments are built
-        over the reversed dims and flattened with ``to_vector``).
+        over the reversed dims and flattened with ``to_vector``). ``rule`` is a :class:`StanRng`
+        to draw (then, where every argument is a scalar and ``dims`` are not, the first is
+        repeated to the target's size, as a vectorized ``_rng`` returns one draw per element of
+        its largest argument), else ``dist``'s :data:`DIST_RULES` entry.
         """
-        rule = self.dist_rule(dist)
+        rule = self.dist_rule(dist) if rule is None else rule
         row = DISTRIBUTIONS[dist.name]
         integer_args = row.parameterization(dist.parameterization).integer
         layout = dims[::-1] if flat and integer_target else dims
@@ -406,6 +574,12 @@ class StanGenerator(Generator):
             if flat and arg.dims:
                 code = Code(f"to_vector({code})")
             args.append(code)
+        if isinstance(rule, StanRng) and dims and not any(a.dims for _, a in dist.args):
+            size = " * ".join(f"N_{d}" for d in dims)
+            match = _ARG_TEMPLATE.match(rule.args[0])
+            first = match.group(2) if match else rule.args[0]
+            repeat = "rep_array" if first in integer_args else "rep_vector"
+            args[0] = f"{repeat}({args[0]}, {size})"
         return f"{rule.function}({', '.join(args)})"
 
     def transformed_arg(self, transform: str, arg: Expr, dims: tuple[str, ...]) -> Code:
@@ -420,7 +594,7 @@ class StanGenerator(Generator):
         """An integer argument (binomial's n): an int literal, or int data over the target dims."""
         if isinstance(arg, Const):
             return _literal(arg.value)
-        if isinstance(arg, Var) and arg.integer and (not arg.dims or arg.dims == dims):
+        if isinstance(arg, Var) and self.is_integer(arg) and (not arg.dims or arg.dims == dims):
             return Code(f"to_array_1d({arg.name})" if flat and arg.dims else arg.name)
         raise NotYetTranslated(
             self.backend,
@@ -470,7 +644,7 @@ class StanGenerator(Generator):
 
     def expr_Var(self, node: Var, target: tuple[str, ...]) -> Code:
         code = Code(node.name)
-        if node.integer and node.dims:
+        if self.is_integer(node) and node.dims:
             # int arrays have no arithmetic in Stan: use them as vector / matrix
             code = Code(f"to_vector({code})" if len(node.dims) == 1 else f"to_matrix({code})")
         return self.align(code, node.dims, target)
@@ -484,7 +658,7 @@ class StanGenerator(Generator):
             )
         self.check_rank(node.base.dims, "an indexed quantity")
         code = Code(f"{node.base.name}[{node.index.name}]")
-        base_is_int = node.base.integer
+        base_is_int = self.is_integer(node.base)
         if node.dims and base_is_int:
             code = Code(f"to_vector({code})" if len(node.dims) == 1 else f"to_matrix({code})")
         elif not node.index.dims and len(node.base.dims) == 2:
@@ -519,7 +693,8 @@ class StanGenerator(Generator):
             scalar_op, scalar_strength)
         if op == "pow" and (left.dims or right.dims):
             symbol = elementwise_op
-        if op == "div" and not dims and _is_int(left) and _is_int(right):
+        if (op == "div" and not dims and _is_int(left, self.int_names)
+                and _is_int(right, self.int_names)):
             # Stan's int / int truncates; the spec means true division
             lhs = (Code(f"{lhs}.0") if isinstance(left, Const) and lhs.isdigit()
                    else Code(f"1.0 * {paren(lhs, MUL)}", MUL))
@@ -540,21 +715,28 @@ class StanGenerator(Generator):
         return self.align(code, node.dims, target)
 
 
-def _is_int(node: Expr) -> bool:
-    """Whether ``node`` has an integer value in Stan (so that ``/`` would truncate)."""
+def _is_int(node: Expr, int_names: set[str] | frozenset[str] = frozenset()) -> bool:
+    """Whether ``node`` has an integer value in Stan (so that ``/`` would truncate);
+    ``int_names`` are ints besides integer data (discrete generated quantities)."""
     if isinstance(node, Const):
         return isinstance(node.value, int) and abs(node.value) < 2**31
     if isinstance(node, Var):
-        return node.integer
+        return node.integer or node.name in int_names
     if isinstance(node, Index):
-        return node.base.integer
+        return node.base.integer or node.base.name in int_names
     if isinstance(node, Unary):
-        return _is_int(node.operand)
+        return _is_int(node.operand, int_names)
     if isinstance(node, Binary):
-        return node.op in ("add", "sub", "mul") and _is_int(node.left) and _is_int(node.right)
+        return (node.op in ("add", "sub", "mul") and _is_int(node.left, int_names)
+                and _is_int(node.right, int_names))
     if isinstance(node, Call):
-        return node.func == "abs" and _is_int(node.args[0])
+        return node.func == "abs" and _is_int(node.args[0], int_names)
     return False
+
+
+def _discrete(dist: Dist) -> bool:
+    """Whether draws of ``dist`` are integers."""
+    return DISTRIBUTIONS[dist.name].support.discrete
 
 
 def stan_data(model: Model) -> dict[str, Any]:
@@ -570,6 +752,19 @@ def stan_data(model: Model) -> dict[str, Any]:
             arr = arr + 1
         out[name] = arr.tolist()
     return out
+
+
+def prior_data(model: Model) -> dict[str, Any]:
+    """The data of :meth:`StanBackend.emit_prior`'s program: :func:`stan_data` without the
+    observed variables, which that program draws."""
+    observed = set(model.observed_names)
+    return {k: v for k, v in stan_data(model).items() if k not in observed}
+
+
+def _as_int(values: np.ndarray) -> np.ndarray:
+    """Draws of a discrete variable as int64, unless some are not finite (failed draws)."""
+    values = np.asarray(values)
+    return values.astype(np.int64) if np.isfinite(values).all() else values
 
 
 def _program_error(program: UserProgram, message: str, line: int | None = None) -> ProgramError:
@@ -665,11 +860,52 @@ class StanBackend(Backend):
     def emit(self, model: Model) -> str:
         return StanGenerator(model).program()
 
+    def emit_prior(self, model: Model) -> str:
+        """The prior predictive program of ``model`` (see :meth:`StanGenerator.prior_program`);
+        its data are :func:`prior_data`."""
+        return StanGenerator(model).prior_program()
+
     # -- sampling -------------------------------------------------------------------------------
     def sample(self, model: Model, program: str, config: FitConfig, engine: str) -> Draws:
-        names = {s.name: s.name for s in model.statements}
-        return self._sample(model, program, stan_data(model), config, engine, names=names,
-                            stem=model.name)
+        """Fit with NUTS; generated quantities come from the program's ``generated quantities``
+        block, discrete ones as int64 (float, NaN where Stan could not draw one)."""
+        names = {s.name: s.name for s in model.recorded}
+        draws = self._sample(model, program, stan_data(model), config, engine, names=names,
+                             stem=model.name)
+        for gen in model.generated:
+            if DISTRIBUTIONS[gen.dist.name].support.discrete and gen.name in draws.posterior:
+                draws.posterior[gen.name] = _as_int(draws.posterior[gen.name])
+        return draws
+
+    # -- prior predictive -----------------------------------------------------------------------
+    def prior_predictive(self, model: Model, draws: int, seed: int) -> dict[str, np.ndarray]:
+        """Forward simulation by :meth:`emit_prior`'s program with Stan's ``fixed_param``
+        sampler (one chain of ``draws``), by CmdStanPy when CmdStan is installed, else PyStan.
+
+        A draw Stan cannot compute (a Gamma(0.001, 0.001) precision that underflows to 0 makes
+        ``normal_rng``'s scale infinite, which throws) is NaN in every variable, as Stan writes
+        it; Stan's messages about such draws are counted and logged at INFO level on the
+        ``crossppl.stan`` logger, never printed. Discrete variables are int64 when no draw failed.
+        """
+        from .stan_engines import get_engine, log
+
+        program = self.emit_prior(model)
+        values, messages = get_engine(self.default_engine()).fixed_param(
+            program, prior_data(model), draws, seed, stem=f"{model.name}_prior",
+            label="the prior predictive program")
+        if messages.sampling:
+            log.info("Stan could not compute %d of %d prior predictive draws (NaN); e.g. %s",
+                     messages.sampling, draws, next(iter(messages.reasons), "?"))
+        out = {}
+        decls = {d.name: d for d in (*model.recorded, *model.observed)}
+        for name, decl in decls.items():
+            shape = (draws, *(model.dim(d).size for d in decl.dims))
+            arr = np.asarray(values[name]).reshape(shape)
+            dist = getattr(decl, "dist", None)
+            if dist is not None and DISTRIBUTIONS[dist.name].support.discrete:
+                arr = _as_int(arr)
+            out[name] = arr
+        return out
 
     def sample_user(
         self, model: Model, program: UserProgram, config: FitConfig, engine: str

@@ -14,6 +14,10 @@ recorded in ``Draws.extra_attrs`` (``stan_warmup_messages``, ``stan_sampling_mes
 progress display is shown only when ``config.show_progress``. Genuine failures (the program does
 not compile, chains fail) raise :class:`~crossppl.errors.EngineError`.
 
+Both also run a program's ``generated quantities`` alone with Stan's ``fixed_param`` sampler
+(``fixed_param``, for prior predictive draws); a draw Stan cannot compute is NaN and its
+message is counted (:func:`count_failed_draws`), not printed.
+
 Caches
 ------
 PyStan
@@ -62,6 +66,7 @@ __all__ = [
     "StancError",
     "cmdstan_available",
     "cmdstanpy_sample_args",
+    "count_failed_draws",
     "count_messages",
     "get_engine",
     "pystan_fit_args",
@@ -84,6 +89,7 @@ SAMPLE_STATS = {
 _INTEGER_STATS = {"tree_depth", "n_steps"}
 
 _NUTS = "stan::services::sample::hmc_nuts_diag_e_adapt"
+_FIXED_PARAM = "stan::services::sample::fixed_param"
 _INFO_MESSAGE = "Informational Message"
 _SAMPLING_ITERATION = re.compile(r"Iteration:\s*\d+\s*/\s*\d+.*\(Sampling\)")
 _ITERATION = re.compile(r"Iteration:\s*(\d+)\s*/\s*(\d+)")
@@ -155,6 +161,27 @@ def count_messages(lines: Iterable[str]) -> MessageLog:
             expect_reason = False
         elif line.startswith("WARNING:") and line not in result.warnings:
             result.warnings.append(line)
+    return result
+
+
+def count_failed_draws(lines: Iterable[str]) -> MessageLog:
+    """Count the draws of a ``fixed_param`` run that Stan could not compute.
+
+    When a statement of ``generated quantities`` throws (``normal_rng`` with an infinite scale),
+    Stan logs the exception (a line with ``Exception`` and the function's message) and writes
+    NaN for every value of that draw; each such line counts as one failed draw (``sampling``)
+    and its message, without the program's location, as a reason.
+    """
+    result = MessageLog()
+    for raw in lines:
+        line = raw.strip()
+        if line.startswith(("info:", "warn:", "error:")):
+            line = line.split(":", 1)[1].strip()
+        if "Exception" not in line:
+            continue
+        result.sampling += 1
+        reason = re.sub(r"\s*\(in '.*$", "", line.split("Exception:", 1)[-1].strip())
+        result.reasons[reason] = result.reasons.get(reason, 0) + 1
     return result
 
 
@@ -468,6 +495,52 @@ class PyStanEngine:
             raise self.error(f"sampling failed in {which}: {detail}")
         return outputs
 
+    # -- forward simulation ---------------------------------------------------------------------
+    def fixed_param(self, program: str, data: Mapping, draws: int, seed: int, *,
+                    stem: str = "program", label: str = "the program"
+                    ) -> tuple[dict[str, np.ndarray], MessageLog]:
+        """Run ``program``'s generated quantities ``draws`` times with Stan's ``fixed_param``
+        sampler (one chain, no MCMC). Returns every variable (program names) as an array of
+        shape ``(draws, *Stan dims)``, NaN where Stan could not compute a draw, and the failed
+        draws' messages, counted (never printed). ``stem`` is for CmdStanPy's cache."""
+        HttpstanClient = _pystan()
+        args = {"function": _FIXED_PARAM, "data": data, "num_samples": draws,
+                "random_seed": seed, "chain": 1}
+
+        async def go():
+            async with HttpstanClient() as client:
+                built = await self._build(client, program, data, False, label)
+                resp = await client.post(f"/{built.model_name}/fits", json=args)
+                if resp.status != 201:
+                    raise self.error(f"httpstan refused the run: {_error_text(resp.content)}")
+                op = resp.json()
+                while not op["done"]:
+                    await asyncio.sleep(0.05)
+                    op.update((await client.get(f"/{op['name']}")).json())
+                fit_name = op["result"].get("name")
+                if fit_name is None:
+                    raise self.error(f"running {label} failed: "
+                                     f"{_error_text(json.dumps(op['result']).encode())}")
+                resp = await client.get(f"/{fit_name}")
+                if resp.status != 200:
+                    raise self.error(f"the draws of {label} could not be read ({resp.status})")
+                await client.delete(f"/{fit_name}")
+                return built, resp.content
+
+        built, output = _run(go)
+        rows, columns, log_lines = _parse_output(output)
+        if len(rows) != draws:
+            raise self.error(f"{label} returned {len(rows)} draws, expected {draws}")
+        table = np.asarray(rows, dtype=float).reshape(draws, -1)
+        where = {name: i for i, name in enumerate(columns)}
+        values = {}
+        for param in built.params:
+            names = param["constrained_names"]
+            first = where[names[0]] if names else 0
+            flat = table[:, first:first + len(names)]
+            values[param["name"]] = _reshape(flat, 1, draws, tuple(param["dims"]))[0]
+        return values, count_failed_draws(log_lines)
+
     def to_draws(self, built: _Built, outputs: list[bytes], config: FitConfig) -> Draws:
         """Parse httpstan's per-chain outputs into :class:`Draws`."""
         messages = MessageLog()
@@ -721,6 +794,27 @@ class CmdStanPyEngine:
         return Draws(posterior, stats, engine=self.name, build_seconds=build_seconds,
                      sampling_seconds=time.perf_counter() - start,
                      extra_attrs=messages.attrs())
+
+    def fixed_param(self, program: str, data: Mapping, draws: int, seed: int, *,
+                    stem: str = "program", label: str = "the program"
+                    ) -> tuple[dict[str, np.ndarray], MessageLog]:
+        """:meth:`PyStanEngine.fixed_param` with CmdStanPy's documented API
+        (``CmdStanModel.sample(fixed_param=True, ...)``, one chain)."""
+        compiled = self.build(stem, program, label)
+        try:
+            with _quiet_cmdstanpy():
+                fit = compiled.sample(data=data, fixed_param=True, chains=1,
+                                      iter_sampling=draws, seed=seed, show_progress=False,
+                                      show_console=False)
+        except RuntimeError as exc:
+            raise self.error(f"running {label} failed:\n{exc}") from None
+        messages = MessageLog()
+        for transcript in fit.runset.stdout_files:
+            with open(transcript, encoding="utf-8", errors="replace") as fh:
+                messages.add(count_failed_draws(fh))
+        values = {name: np.asarray(v).reshape((draws, *np.shape(v)[1:]))
+                  for name, v in fit.stan_variables().items()}
+        return values, messages
 
     def log_density(self, program: str, data: Mapping, points: Mapping[str, np.ndarray],
                     **kwargs: Any) -> np.ndarray:  # pragma: no cover

@@ -25,12 +25,13 @@ __all__ = [
     "fit_program",
     "list_models",
     "load_spec",
+    "prior_predictive",
 ]
 
 
 def __getattr__(name: str):
     # Keep `import crossppl` light: the API (and the PPLs behind it) load on first use.
-    if name in ("emit", "fit", "fit_program", "list_models", "load_spec"):
+    if name in ("emit", "fit", "fit_program", "list_models", "load_spec", "prior_predictive"):
         from crossppl import api
 
         return getattr(api, name)

@@ -7,10 +7,12 @@ import tempfile
 from pathlib import Path
 
 from crossppl.config import FitConfig
+from crossppl.errors import ConfigError
 from crossppl.models import Model, bundled_specs
 from crossppl.models import load_spec as _load_spec
 
-__all__ = ["emit", "fit", "fit_program", "list_models", "load_spec", "save_netcdf"]
+__all__ = ["emit", "fit", "fit_program", "list_models", "load_spec", "prior_predictive",
+           "save_netcdf"]
 
 
 def load_spec(spec: str | Path | Model) -> Model:
@@ -42,13 +44,13 @@ def fit(
     *,
     engine: str | None = None,
     output: str | Path | None = None,
-    chains: int = 4,
-    warmup: int = 1000,
-    draws: int = 1000,
-    seed: int = 1,
-    target_accept: float = 0.8,
-    max_treedepth: int = 10,
-    init: str = "uniform",
+    chains: int | None = None,
+    warmup: int | None = None,
+    draws: int | None = None,
+    seed: int | None = None,
+    target_accept: float | None = None,
+    max_treedepth: int | None = None,
+    init: str | None = None,
     progress: bool | None = None,
 ):
     """Fit ``spec`` with ``backend``'s generated program and return ArviZ InferenceData.
@@ -68,6 +70,8 @@ def fit(
         interrupted fit leaves no file).
     chains, warmup, draws, seed, target_accept, max_treedepth, init, progress
         Sampler settings, the same for every backend; see :class:`crossppl.config.FitConfig`.
+        None (the default) takes the spec's ``[fit]`` value if it has one, else FitConfig's
+        default (4 chains x (1000 + 1000), seed 1, target_accept 0.8, max_treedepth 10).
 
     Returns
     -------
@@ -78,7 +82,9 @@ def fit(
     """
     from crossppl.backends import get_backend, to_inference_data
 
-    config = FitConfig(
+    model = load_spec(spec)
+    config = FitConfig.resolve(
+        model.fit,
         chains=chains,
         warmup=warmup,
         draws=draws,
@@ -88,12 +94,44 @@ def fit(
         init=init,
         progress=progress,
     )
-    model = load_spec(spec)
     impl = get_backend(backend)
     chosen = impl.check_engine(engine)
     program = impl.emit(model)
     raw = impl.sample(model, program, config, chosen)
     idata = to_inference_data(model, raw, backend=impl, program=program, config=config)
+    if output is not None:
+        save_netcdf(idata, output)
+    return idata
+
+
+def prior_predictive(
+    spec: str | Path | Model,
+    backend: str,
+    *,
+    draws: int = 1000,
+    seed: int = 1,
+    output: str | Path | None = None,
+):
+    """Simulate ``spec`` forward from its priors with ``backend``'s program (no MCMC).
+
+    Returns
+    -------
+    arviz.InferenceData
+        ``prior`` (parameters, derived and generated quantities), ``prior_predictive``
+        (replicated observed data) and ``observed_data``, one chain of ``draws`` draws. Vague
+        priors give non-finite values in some draws (e.g. a Gamma(0.001, 0.001) precision that
+        underflows to 0); they are kept as the engine returns them.
+    """
+    from crossppl.backends import get_backend
+    from crossppl.backends.base import prior_to_inference_data
+
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise ConfigError(f"draws must be an integer >= 1, found {draws!r}", entry="draws")
+    FitConfig(seed=seed)  # validates the seed
+    model = load_spec(spec)
+    impl = get_backend(backend)
+    arrays = impl.prior_predictive(model, draws, seed)
+    idata = prior_to_inference_data(model, arrays, backend=impl, seed=seed)
     if output is not None:
         save_netcdf(idata, output)
     return idata
@@ -111,8 +149,8 @@ def fit_program(
     data and the same sampler settings as :func:`fit`; names are mapped to the spec's."""
     from crossppl.backends import get_backend, to_inference_data
 
-    config = FitConfig(**settings)
     model = load_spec(spec)
+    config = FitConfig.resolve(model.fit, **settings)
     impl = get_backend(program.backend)
     chosen = impl.check_engine(engine)
     raw = impl.sample_user(model, program, config, chosen)

@@ -74,18 +74,36 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--timeout", type=float, help="stop a backend's fit after this many s")
     cmp.add_argument("--parallel", type=int, help="fits at once (default: cores / chains)")
     _sampler_options(cmp, defaults, INIT_STRATEGIES)
+
+    prior = sub.add_parser(
+        "prior",
+        help="simulate a spec from its priors on several backends (no MCMC) and test that the "
+        "prior predictive distributions agree; exit 0 match, 1 mismatch, 3 inconclusive",
+    )
+    prior.add_argument("spec", nargs="?", help=spec_help)
+    prior.add_argument("--all", action="store_true", help="every bundled model, one block each")
+    prior.add_argument("--backends", default=",".join(BACKEND_NAMES),
+                       help="comma-separated backends (default: all)")
+    prior.add_argument("--draws", type=int, default=2000, help="draws per backend (2000)")
+    prior.add_argument("--seed", type=int, default=defaults.seed)
+    prior.add_argument("--alpha", type=float, default=0.01,
+                       help="family-wise false-alarm rate of the tests (Holm; default 0.01)")
+    prior.add_argument("--timeout", type=float, help="stop a backend after this many s")
     return parser
 
 
 def _sampler_options(p, defaults, inits) -> None:
     fit = p
-    fit.add_argument("--chains", type=int, default=defaults.chains)
-    fit.add_argument("--warmup", type=int, default=defaults.warmup)
-    fit.add_argument("--draws", type=int, default=defaults.draws)
-    fit.add_argument("--seed", type=int, default=defaults.seed)
-    fit.add_argument("--target-accept", type=float, default=defaults.target_accept)
-    fit.add_argument("--max-treedepth", type=int, default=defaults.max_treedepth)
-    fit.add_argument("--init", choices=inits, default=defaults.init)
+    spec = "the spec's [fit] value, else"
+    fit.add_argument("--chains", type=int, help=f"default: {spec} {defaults.chains}")
+    fit.add_argument("--warmup", type=int, help=f"default: {spec} {defaults.warmup}")
+    fit.add_argument("--draws", type=int, help=f"default: {spec} {defaults.draws}")
+    fit.add_argument("--seed", type=int, help=f"default: {defaults.seed}")
+    fit.add_argument("--target-accept", type=float,
+                     help=f"default: {spec} {defaults.target_accept}")
+    fit.add_argument("--max-treedepth", type=int,
+                     help=f"default: {spec} {defaults.max_treedepth}")
+    fit.add_argument("--init", choices=inits, help=f"default: {spec} {defaults.init}")
     progress = fit.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="show a progress bar (default: when stderr is a terminal)")
@@ -224,6 +242,23 @@ def _compare_all(args: argparse.Namespace) -> int:
     return 1 if 1 in codes else (3 if any(codes) else 0)
 
 
+def _cmd_prior(args: argparse.Namespace) -> int:
+    from crossppl.errors import ConfigError
+    from crossppl.models import bundled_specs
+    from crossppl.prior import compare_prior
+
+    if args.all == bool(args.spec):
+        raise ConfigError("give a SPEC or --all (not both)", entry="spec")
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    codes = []
+    for spec in bundled_specs() if args.all else [args.spec]:
+        result = compare_prior(spec, backends=backends, draws=args.draws, seed=args.seed,
+                               alpha=args.alpha, timeout=args.timeout)
+        print(result, flush=True)
+        codes.append({"match": EXIT_OK, "mismatch": 1}.get(result.verdict, EXIT_BACKEND))
+    return 1 if 1 in codes else max(codes)
+
+
 def _run_compare(args: argparse.Namespace, spec: str):
     from crossppl.comparison import compare
 
@@ -251,7 +286,8 @@ def _run_compare(args: argparse.Namespace, spec: str):
     )
 
 
-COMMANDS = {"list": _cmd_list, "emit": _cmd_emit, "fit": _cmd_fit, "compare": _cmd_compare}
+COMMANDS = {"list": _cmd_list, "emit": _cmd_emit, "fit": _cmd_fit, "compare": _cmd_compare,
+            "prior": _cmd_prior}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

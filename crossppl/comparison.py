@@ -29,13 +29,13 @@ def compare(
     names: Mapping[str, str] | None = None,
     reference: str | Path | None = None,
     alpha: float = 0.05,
-    chains: int = 4,
-    warmup: int = 1000,
-    draws: int = 1000,
-    seed: int = 1,
-    target_accept: float = 0.8,
-    max_treedepth: int = 10,
-    init: str = "uniform",
+    chains: int | None = None,
+    warmup: int | None = None,
+    draws: int | None = None,
+    seed: int | None = None,
+    target_accept: float | None = None,
+    max_treedepth: int | None = None,
+    init: str | None = None,
     engines: Mapping[str, str] | None = None,
     parallel: int | None = None,
     timeout: float | None = None,
@@ -61,7 +61,8 @@ def compare(
     alpha
         Family-wise false-alarm rate over all agreement tests (Holm).
     chains, warmup, draws, seed, target_accept, max_treedepth, init
-        Sampler settings shared by all backends (:class:`crossppl.config.FitConfig`).
+        Sampler settings shared by all backends (:class:`crossppl.config.FitConfig`); None
+        takes the spec's ``[fit]`` value, else the default.
     engines
         Engine per backend, e.g. ``{"stan": "pystan"}``.
     parallel
@@ -92,9 +93,10 @@ def compare(
     for name in backend_names:
         get_backend(name)  # unknown names fail here, before any fit
     engines = dict(engines or {})
-    config = FitConfig(chains=chains, warmup=warmup, draws=draws, seed=seed,
-                       target_accept=target_accept, max_treedepth=max_treedepth, init=init,
-                       progress=False)  # validates the settings before any fit starts
+    config = FitConfig.resolve(  # validates the settings before any fit starts
+        model.fit, chains=chains, warmup=warmup, draws=draws, seed=seed,
+        target_accept=target_accept, max_treedepth=max_treedepth, init=init, progress=False,
+    )
     user = parse_programs(programs, names)
     clash = sorted(set(backend_names) & set(user))
     if clash:
@@ -102,9 +104,8 @@ def compare(
                           entry="programs")
     ref_table = load_reference(reference) if reference is not None else None
     show = sys.stderr.isatty() if progress is None else progress
-    settings = {"chains": chains, "warmup": warmup, "draws": draws, "seed": seed,
-                "target_accept": target_accept, "max_treedepth": max_treedepth, "init": init,
-                "progress": False}
+    settings = {k: v for k, v in config.as_attrs().items()}
+    settings["progress"] = False
     jobs = [
         FitJob(name, fit, {"spec": model, "backend": name, "engine": engines.get(name),
                            **settings})
@@ -117,7 +118,7 @@ def compare(
     ]
     outcomes = run_fits(
         jobs,
-        parallel=parallel or default_parallel(chains),
+        parallel=parallel or default_parallel(config.chains),
         timeout=timeout,
         progress=stderr_progress if show else None,
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from crossppl.errors import ConfigError
@@ -68,6 +69,23 @@ class FitConfig:
                 f"init must be one of {', '.join(INIT_STRATEGIES)}, found {self.init!r}",
                 entry="init",
             )
+
+    @classmethod
+    def resolve(
+        cls, recommended: Iterable[tuple[str, object]] | Mapping[str, object] = (), **settings
+    ) -> FitConfig:
+        """The settings of one fit: the defaults, overridden by a spec's ``[fit]`` settings
+        (``recommended``), overridden by the user's ``settings`` that are not None."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown sampler setting {unknown[0]!r}; the settings are {', '.join(known)}",
+                entry=unknown[0],
+            )
+        values = dict(recommended.items() if isinstance(recommended, Mapping) else recommended)
+        values.update({k: v for k, v in settings.items() if v is not None})
+        return cls(**values)
 
     @property
     def show_progress(self) -> bool:

@@ -24,6 +24,7 @@ __all__ = [
     "DimDecl",
     "Dist",
     "Expr",
+    "GeneratedDecl",
     "Index",
     "Model",
     "ObservedDecl",
@@ -55,6 +56,7 @@ class Role(StrEnum):
     DATA = "data"
     PARAM = "param"
     DERIVED = "derived"
+    GENERATED = "generated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +183,16 @@ class ObservedDecl:
     dist: Dist
 
 
+@dataclass(frozen=True, slots=True)
+class GeneratedDecl:
+    """A posterior-predictive quantity ``name[dims] ~ dist``: drawn afresh for every posterior
+    draw (Stan's generated quantities), never sampled by NUTS nor part of the log density."""
+
+    name: str
+    dims: tuple[str, ...]
+    dist: Dist
+
+
 Statement = ParamDecl | DerivedDecl
 
 
@@ -189,7 +201,9 @@ class Model:
     """A parsed, validated model.
 
     ``statements`` hold parameters and derived quantities in an order where every name is
-    defined before it is used (the spec's order where possible).
+    defined before it is used (the spec's order where possible); ``generated`` holds the
+    posterior-predictive quantities in spec order, and ``fit`` the spec's recommended sampler
+    settings (``FitConfig`` field -> value), which a user's explicit settings override.
     """
 
     name: str
@@ -200,6 +214,8 @@ class Model:
     statements: tuple[Statement, ...]
     observed: tuple[ObservedDecl, ...]
     path: str = ""
+    generated: tuple[GeneratedDecl, ...] = ()
+    fit: tuple[tuple[str, object], ...] = ()
 
     @property
     def parameters(self) -> tuple[ParamDecl, ...]:
@@ -227,6 +243,11 @@ class Model:
         }
 
     @property
+    def recorded(self) -> tuple[ParamDecl | DerivedDecl | GeneratedDecl, ...]:
+        """Every quantity recorded in the posterior: parameters, derived, generated."""
+        return (*self.statements, *self.generated)
+
+    @property
     def observed_names(self) -> tuple[str, ...]:
         """Names of the data variables that are observed."""
         return tuple(o.name for o in self.observed)
@@ -234,7 +255,7 @@ class Model:
     def used_names(self) -> set[str]:
         """Every name referenced by a distribution or expression of the model."""
         names: set[str] = set()
-        for stmt in (*self.statements, *self.observed):
+        for stmt in (*self.statements, *self.observed, *self.generated):
             root = stmt.expr if isinstance(stmt, DerivedDecl) else stmt.dist
             for node in walk(root):
                 if isinstance(node, Var):

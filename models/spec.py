@@ -8,6 +8,8 @@ The format, with the Rats model as example, is documented in the README. In shor
     [parameters] "alpha[rat]" = "normal(mu_alpha, tau=tau_alpha)"
     [derived]    sigma = "1 / sqrt(tau)"
     [observed]   "y[rat, week]" = "normal(alpha + beta * x, tau=tau)"
+    [generated]  "y_new[week]" = "normal(mu_alpha + mu_beta * x, tau=tau)"   (posterior predictive)
+    [fit]        target_accept = 0.95   (recommended sampler settings; the user's own win)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .ir import (
     DataDecl,
     DerivedDecl,
     DimDecl,
+    GeneratedDecl,
     Index,
     Model,
     ObservedDecl,
@@ -43,7 +46,9 @@ from .names import reserved_reason
 __all__ = ["MAX_SPEC_BYTES", "bundled_specs", "load_spec", "parse_spec"]
 
 MAX_SPEC_BYTES = 1_000_000
-SECTIONS = ("model", "dims", "data", "parameters", "derived", "observed")
+SECTIONS = ("model", "dims", "data", "parameters", "derived", "observed", "generated", "fit")
+#: Sampler settings a spec may recommend under [fit] (fields of ``FitConfig``).
+FIT_FIELDS = ("chains", "warmup", "draws", "target_accept", "max_treedepth", "init")
 DATA_FIELDS = ("dims", "type", "value", "file", "key", "indexes", "base")
 _SECTION_LINE = re.compile(r"\[([^\[\]]*)\]")
 #: Most parts of a dotted TOML key (tomllib takes time quadratic in it: 50,000 parts take a minute).
@@ -240,6 +245,8 @@ class _SpecParser:
             self.table(doc, "parameters", False), self.table(doc, "derived", False), data
         )
         observed = self.parse_observed(self.table(doc, "observed", True), data, statements)
+        generated = self.parse_generated(self.table(doc, "generated", False), data, statements)
+        fit = self.parse_fit(self.table(doc, "fit", False))
         return Model(
             name=self.meta["name"],
             description=self.meta.get("description", ""),
@@ -249,6 +256,8 @@ class _SpecParser:
             statements=statements,
             observed=observed,
             path=self.file,
+            generated=generated,
+            fit=fit,
         )
 
     def parse_meta(self, meta: Mapping) -> dict[str, str]:
@@ -571,6 +580,48 @@ class _SpecParser:
             self.check_support(scope, decl, dist)
             out.append(ObservedDecl(name, dims, dist))
         return tuple(out)
+
+    def parse_generated(
+        self, section: Mapping, data: Mapping[str, DataDecl], statements: tuple[Statement, ...]
+    ) -> tuple[GeneratedDecl, ...]:
+        """Posterior-predictive draws; each may use data, parameters, derived quantities and
+        the generated quantities written above it."""
+        symbols: dict[str, Symbol] = {
+            d.name: Symbol(Role.DATA, d.dims, d.kind != "real", d.indexes) for d in data.values()
+        }
+        for s in statements:
+            role = Role.PARAM if isinstance(s, ParamDecl) else Role.DERIVED
+            symbols[s.name] = Symbol(role, s.dims)
+        out = []
+        for key, value in section.items():
+            name, dims = self.split_key(key, "generated")
+            scope = self.scope(symbols, "generated", key)
+            if name in symbols or name in self.dim_sizes:
+                raise scope.error(f"{name!r} is defined twice; rename one")
+            dist = parse_dist(value, scope)
+            self.check_dims(scope, name, dims, dist.dims)
+            self.check_size(scope, name, dims)
+            out.append(GeneratedDecl(name, dims, dist))
+            symbols[name] = Symbol(Role.GENERATED, dims, DISTRIBUTIONS[dist.name].support.discrete)
+        return tuple(out)
+
+    def parse_fit(self, section: Mapping) -> tuple[tuple[str, object], ...]:
+        """Recommended sampler settings, validated as ``FitConfig`` validates them."""
+        from crossppl.config import FitConfig
+        from crossppl.errors import ConfigError
+
+        for key in section:
+            if key not in FIT_FIELDS:
+                close = difflib.get_close_matches(key, FIT_FIELDS, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise self.error(
+                    f"unknown setting{hint or ';'} [fit] takes {', '.join(FIT_FIELDS)}", "fit", key
+                )
+        try:
+            FitConfig(**section)
+        except ConfigError as exc:
+            raise self.error(exc.message, "fit", exc.entry) from None
+        return tuple(section.items())
 
     def check_support(self, scope: Scope, decl: DataDecl, dist) -> None:
         support = DISTRIBUTIONS[dist.name].support

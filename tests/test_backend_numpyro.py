@@ -21,7 +21,7 @@ from crossppl.backends.numpyro import (
     NumPyroGenerator,
     choose_chain_method,
 )
-from crossppl.models import DISTRIBUTIONS, parse_spec
+from crossppl.models import DISTRIBUTIONS, load_spec, parse_spec
 from crossppl.models.expressions import Scope, Symbol, parse_dist, parse_expr
 from crossppl.models.ir import Call, Const, Dist, Role, Unary, Var
 from scipy import special, stats
@@ -29,7 +29,7 @@ from scipy import special, stats
 from crossppl.config import FitConfig, cache_dir
 from crossppl.errors import NotYetTranslated
 
-from .conftest import assert_matches_golden
+from .conftest import FIXTURES, assert_matches_golden
 
 
 @pytest.fixture(scope="module")
@@ -520,3 +520,293 @@ def test_config_maps_to_numpyro(monkeypatch, rats, backend, rats_program):
     assert seen["mcmc"]["num_warmup"] == 11 and seen["mcmc"]["num_samples"] == 22
     assert seen["mcmc"]["num_chains"] == 3 and seen["mcmc"]["progress_bar"] is False
     assert seen["mcmc"]["chain_method"] in ("parallel", "vectorized")
+
+
+# -- generated quantities and prior predictive draws --------------------------------------------
+PREDICTIVE_SPEC = FIXTURES / "specs" / "predictive.toml"
+GENERATED = ("b_new", "r_rep", "y_new", "count_new", "flip")
+PREDICTIVE_FIT = {"chains": 2, "warmup": 300, "draws": 300, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def predictive():
+    return load_spec(PREDICTIVE_SPEC)
+
+
+@pytest.fixture(scope="module")
+def predictive_program(predictive, backend) -> str:
+    return backend.emit(predictive)
+
+
+def _without_generated(path) -> str:
+    """The spec's text with its [generated] section left out."""
+    text = path.read_text()
+    head, rest = text.split("\n[generated]\n")
+    return head + rest[rest.index("\n[fit]\n"):]
+
+
+def test_generated_quantities_are_drawn_only_under_the_flag(predictive_program):
+    program = predictive_program
+    assert ("def model(N_group, N_unit, n, x, r=None, y=None, generated_quantities=False):"
+            in program)
+    model_text = program.split("def main")[0]
+    # after the likelihood, under the flag, in spec order, named only when used later
+    assert model_text.index("obs=y)") < model_text.index("    if generated_quantities:\n")
+    lines = [
+        '        b_new = numpyro.sample("b_new", dist.Normal(mu, sigma))',
+        '        with numpyro.plate("group", N_group):',
+        '            numpyro.sample("r_rep", dist.Binomial(n, probs=p))',
+        '        with numpyro.plate("unit", N_unit):',
+        '            numpyro.sample("y_new", dist.Normal(b_new + x, 1 / jnp.sqrt(1 / sigma ** 2)))',
+        '        numpyro.sample("count_new", dist.Poisson(jnp.exp(b_new)))',
+        '        with numpyro.plate("group", N_group):',
+        '            numpyro.sample("flip", dist.Bernoulli(logits=b))',
+    ]
+    assert "\n".join(lines) + "\n\n" in model_text
+    # the script draws them with Predictive, given each posterior draw
+    assert "from numpyro.infer import MCMC, NUTS, Predictive, init_to_uniform" in program
+    assert 'GENERATED = ["b_new", "r_rep", "y_new", "count_new", "flip"]' in program
+    assert "Predictive(model, samples, return_sites=GENERATED, batch_ndims=2," in program
+    assert "generated = predictive(key, **data, generated_quantities=True)" in program
+    compile(program, "predictive_numpyro.py", "exec")
+
+
+def test_generated_quantities_leave_the_log_density_alone(predictive, backend,
+                                                          predictive_program):
+    bare = parse_spec(_without_generated(PREDICTIVE_SPEC))
+    bare_program = backend.emit(bare)
+    assert "generated_quantities" not in bare_program and "Predictive" not in bare_program
+    rng = np.random.default_rng(4)
+    points = {"mu": rng.normal(size=3), "sigma": rng.gamma(2.0, 0.5, 3),
+              "b": rng.normal(size=(3, 3))}
+    terms = backend.log_density_terms(predictive, predictive_program, points)
+    assert set(terms) == {"mu", "sigma", "b", "r", "y"}
+    np.testing.assert_array_equal(backend.log_density(predictive, predictive_program, points),
+                                  backend.log_density(bare, bare_program, points))
+
+
+@pytest.fixture(scope="module")
+def predictive_fits(predictive):
+    """Two fits with the same seed, one of the spec without [generated], and what they warn."""
+    import crossppl
+
+    bare = parse_spec(_without_generated(PREDICTIVE_SPEC))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = crossppl.fit(predictive, "numpyro", seed=3, **PREDICTIVE_FIT)
+        again = crossppl.fit(predictive, "numpyro", seed=3, **PREDICTIVE_FIT)
+        without = crossppl.fit(bare, "numpyro", seed=3, **PREDICTIVE_FIT)
+    return first, again, without, [str(w.message) for w in caught]
+
+
+def test_fit_draws_generated_quantities_given_each_posterior_draw(predictive, predictive_fits):
+    post = predictive_fits[0].posterior
+    assert set(post.data_vars) == {"mu", "sigma", "b", "p", *GENERATED}
+    assert post["r_rep"].dims == ("chain", "draw", "group")
+    assert list(post["group"].values) == ["a", "b", "c"]
+    assert post["y_new"].shape == (2, 300, 4) and post["b_new"].shape == (2, 300)
+    for name in ("r_rep", "count_new", "flip"):
+        assert post[name].dtype == np.int64, name
+    for name in ("b_new", "y_new"):
+        assert post[name].dtype == np.float64, name
+    n = predictive.datum("n").value
+    r_rep, p = post["r_rep"].values, post["p"].values
+    assert np.all((r_rep >= 0) & (r_rep <= n)) and set(np.unique(post["flip"])) <= {0, 1}
+    assert np.all(post["count_new"].values >= 0)
+
+    def standard(z) -> None:
+        """``z`` (one value a draw) is standardized: mean 0, sd 1, within 4 standard errors.
+        Draws of another posterior draw's parameters would inflate the sd."""
+        z = np.ravel(z)
+        assert abs(z.mean()) < 4 / np.sqrt(z.size), z.mean()
+        assert abs(z.std() - 1) < 4 / np.sqrt(2 * z.size) + 0.02, z.std()
+
+    sigma = post["sigma"].values
+    standard((r_rep - n * p) / np.sqrt(n * p * (1 - p)))
+    # r_rep follows n * p draw by draw: the slope of r_rep on n * p (within groups) is 1, not 0
+    mean = (n * p).reshape(-1, 3)
+    mean, r_flat = mean - mean.mean(0), (r_rep.reshape(-1, 3) - r_rep.reshape(-1, 3).mean(0))
+    slope = np.sum(mean * r_flat) / np.sum(mean**2)
+    se = np.sqrt(np.sum((r_flat - slope * mean) ** 2) / r_flat.size / np.sum(mean**2))
+    assert abs(slope - 1) < 4 * se and slope > 4 * se, (slope, se)
+    standard((post["b_new"].values - post["mu"].values) / sigma)
+    b_new = post["b_new"].values[..., None]
+    standard((post["y_new"].values - (b_new + predictive.datum("x").value)) / sigma[..., None])
+    rate = np.exp(post["b_new"].values)
+    z = np.ravel((post["count_new"].values - rate) / np.sqrt(rate))
+    assert abs(z.mean()) < 4 / np.sqrt(z.size)
+    flip = np.ravel(post["flip"].values - p)
+    assert abs(flip.mean()) < 4 * np.sqrt(np.mean(p * (1 - p)) / flip.size)
+
+
+def test_generated_quantities_leave_nuts_alone_and_repeat_with_the_seed(predictive_fits):
+    first, again, without, caught = predictive_fits
+    assert caught == []
+    for name in first.posterior.data_vars:
+        np.testing.assert_array_equal(first.posterior[name], again.posterior[name])
+    for name in without.posterior.data_vars:  # NUTS ran exactly as without [generated]
+        np.testing.assert_array_equal(first.posterior[name], without.posterior[name])
+    np.testing.assert_array_equal(first.sample_stats["lp"], without.sample_stats["lp"])
+
+
+def _simulate_predictive(model, draws: int, rng) -> dict[str, np.ndarray]:
+    """predictive.toml's prior predictive distribution, simulated with numpy."""
+    n, x = model.datum("n").value, model.datum("x").value
+    mu = rng.normal(0, 1, draws)
+    sigma = np.abs(rng.normal(0, 1, draws))
+    b = rng.normal(mu[:, None], sigma[:, None], (draws, 3))
+    p = special.expit(b)
+    b_new = rng.normal(mu, sigma)
+    return {
+        "mu": mu, "sigma": sigma, "b": b, "p": p,
+        "r": rng.binomial(n, p),
+        "y": rng.normal(b[:, :, None] + x, sigma[:, None, None]),
+        "b_new": b_new,
+        "r_rep": rng.binomial(n, p),
+        "y_new": rng.normal(b_new[:, None] + x, sigma[:, None]),
+        "count_new": rng.poisson(np.exp(b_new)),
+        "flip": rng.binomial(1, p),
+    }
+
+
+def test_prior_predictive_matches_a_numpy_simulation(predictive, backend):
+    draws = 4000
+    got = backend.prior_predictive(predictive, draws, seed=11)
+    want = _simulate_predictive(predictive, draws, np.random.default_rng(11))
+    assert set(got) == set(want) == {*(s.name for s in predictive.recorded), "r", "y"}
+    for name, ref in want.items():
+        assert got[name].shape == ref.shape, name
+        discrete = name in ("r", "r_rep", "count_new", "flip")
+        assert got[name].dtype == (np.int64 if discrete else np.float64), name
+    np.testing.assert_allclose(got["p"], special.expit(got["b"]), rtol=1e-12)
+    margins = [(name, i) for name, ref in want.items() for i in np.ndindex(ref.shape[1:])]
+    for name, i in margins:
+        pvalue = stats.ks_2samp(got[name][(slice(None), *i)], want[name][(slice(None), *i)]).pvalue
+        assert pvalue > 1e-3 / len(margins), (name, i, pvalue)
+
+
+#: Every distribution row and parameterization as a generated quantity with constant arguments.
+ALL_GENERATED = """
+[model]
+name = "allgenerated"
+
+[dims]
+g = 3
+
+[data]
+kn = { dims = ["g"], type = "int", value = [5, 7, 9] }
+z = { value = 0.5 }
+
+[parameters]
+m = "normal(0, 1)"
+
+[observed]
+z = "normal(m, 1)"
+
+[generated]
+n_s = "normal(1, 2)"
+n_t = "normal(-1, tau=0.25)"
+hn_s = "half_normal(2)"
+hn_t = "half_normal(tau=4)"
+t_s = "student_t(3, 0.5, 2)"
+t_t = "student_t(4, 0, tau=0.5)"
+c = "cauchy(0, 2.5)"
+hc = "half_cauchy(1.5)"
+ln_s = "lognormal(0.2, 0.7)"
+ln_t = "lognormal(0, tau=2)"
+e_r = "exponential(1.5)"
+e_s = "exponential(scale=2)"
+g_r = "gamma(2, 3)"
+g_s = "gamma(2.5, scale=0.5)"
+ig = "inverse_gamma(3, 2)"
+be = "beta(2, 3)"
+u = "uniform(-1, 3)"
+"kb[g]" = "bernoulli(0.3)"
+"kbl[g]" = "bernoulli(logit_p=-0.5)"
+"kk[g]" = "binomial(kn, 0.4)"
+"kkl[g]" = "binomial(kn, logit_p=0.8)"
+kp = "poisson(2.5)"
+kpl = "poisson(log_rate=1.2)"
+"""
+
+#: The scipy distribution of each quantity of ALL_GENERATED (per element of g where it has g).
+ALL_GENERATED_SCIPY = {
+    "n_s": stats.norm(1, 2), "n_t": stats.norm(-1, sd(0.25)),
+    "hn_s": stats.halfnorm(scale=2), "hn_t": stats.halfnorm(scale=sd(4)),
+    "t_s": stats.t(3, 0.5, 2), "t_t": stats.t(4, 0, sd(0.5)),
+    "c": stats.cauchy(0, 2.5), "hc": stats.halfcauchy(scale=1.5),
+    "ln_s": stats.lognorm(0.7, scale=np.exp(0.2)), "ln_t": stats.lognorm(sd(2)),
+    "e_r": stats.expon(scale=1 / 1.5), "e_s": stats.expon(scale=2),
+    "g_r": stats.gamma(2, scale=1 / 3), "g_s": stats.gamma(2.5, scale=0.5),
+    "ig": stats.invgamma(3, scale=2), "be": stats.beta(2, 3), "u": stats.uniform(-1, 4),
+    "kb": [stats.bernoulli(0.3)] * 3, "kbl": [stats.bernoulli(special.expit(-0.5))] * 3,
+    "kk": [stats.binom(k, 0.4) for k in (5, 7, 9)],
+    "kkl": [stats.binom(k, special.expit(0.8)) for k in (5, 7, 9)],
+    "kp": stats.poisson(2.5), "kpl": stats.poisson(np.exp(1.2)),
+}
+
+
+def test_every_distribution_works_as_a_generated_quantity(backend):
+    model = parse_spec(ALL_GENERATED)
+    used = {(g.dist.name, g.dist.parameterization) for g in model.generated}
+    assert sorted(used) == sorted(ROWS)
+    draws = 4000
+    got = backend.prior_predictive(model, draws, seed=5)
+    checks = [(name, i, ref) for name, refs in ALL_GENERATED_SCIPY.items()
+              for i, ref in (enumerate(refs) if isinstance(refs, list) else [(None, refs)])]
+    for name, i, ref in checks:
+        values = got[name] if i is None else got[name][:, i]
+        assert values.shape == (draws,), name
+        if ref.dist.name in ("bernoulli", "binom", "poisson"):  # discrete: mean and variance
+            assert got[name].dtype == np.int64, name
+            se = ref.std() / np.sqrt(draws)
+            assert abs(values.mean() - ref.mean()) < 5 * se, (name, i, values.mean())
+            assert abs(values.var() / ref.var() - 1) < 0.15, (name, i, values.var())
+        else:
+            assert got[name].dtype == np.float64, name
+            pvalue = stats.kstest(values, ref.cdf).pvalue
+            assert pvalue > 1e-3 / len(checks), (name, pvalue)
+
+
+@pytest.mark.parametrize("name", ["rats", "blocker"])
+def test_prior_predictive_of_vague_priors_is_silent_and_keeps_underflows(name, backend, capfd):
+    model = load_spec(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = backend.prior_predictive(model, 2000, seed=2)
+    assert capfd.readouterr() == ("", "")
+    names = [*(s.name for s in model.recorded), *model.observed_names]
+    assert list(got) == names
+    for s in (*model.recorded, *model.observed):
+        assert got[s.name].shape == (2000, *(model.dim(d).size for d in s.dims)), s.name
+    # Gamma(0.001, 0.001) underflows to exactly 0 about half the time: sd = 1 / sqrt(0) = inf
+    zero = got["tau"] == 0
+    assert 0.3 < zero.mean() < 0.7
+    assert np.all(np.isinf(got["sigma"][zero]))
+
+
+def test_prior_predictive_of_a_new_program_is_silent(backend, capfd):
+    """Silence from the first call on: loading and compiling a new program logs nothing."""
+    model = parse_spec(SMALL_SPEC.replace('name = "small"', 'name = "small_prior"'))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = backend.prior_predictive(model, 7, seed=3)
+    assert capfd.readouterr() == ("", "")
+    assert set(got) == {"m", "z"} and got["z"].shape == (7,)
+
+
+def test_emitted_module_with_generated_quantities_runs_as_a_script(tmp_path, predictive_program):
+    script = tmp_path / "predictive_numpyro.py"
+    script.write_text(predictive_program, encoding="utf-8")
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache_dir("jax")),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    result = subprocess.run(
+        [sys.executable, str(script), str(PREDICTIVE_SPEC), "--chains", "2", "--warmup", "30",
+         "--draws", "30"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ("mu", "b[2]", "Number of divergences", "b_new", "r_rep[2]", "y_new[3]",
+                 "count_new", "flip[0]"):
+        assert name in result.stdout
+    assert "it/s" not in result.stderr and "Traceback" not in result.stderr

@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -541,3 +542,295 @@ def test_spec_text_in_the_docstring_cannot_break_the_module(backend):
     exec(compile(program, "odd_pymc.py", "exec"), namespace)
     assert 'ends with quotes """ and a backslash \\ and "' in namespace["__doc__"]
     assert namespace["SPEC"] == "odd.toml"
+
+
+# -- generated quantities and prior predictive draws -----------------------------------------------
+PREDICTIVE = REPO / "tests" / "fixtures" / "specs" / "predictive.toml"
+GENERATED_NAMES = ("b_new", "r_rep", "y_new", "count_new", "flip")
+N_TRIALS = np.array([10, 12, 8])
+X = np.array([0.1, -0.3, 0.5, 1.2])
+
+
+@pytest.fixture(scope="module")
+def predictive():
+    return load_spec(PREDICTIVE)
+
+
+@pytest.fixture(scope="module")
+def predictive_program(backend, predictive) -> str:
+    return backend.emit(predictive)
+
+
+@pytest.mark.parametrize("line", [
+    'GENERATED = ["b_new", "r_rep", "y_new", "count_new", "flip"]',
+    "def build_model(data, coords, generated=False):",
+    "        if generated:\n            # drawn once per posterior draw by "
+    "pm.sample_posterior_predictive, never by NUTS\n",
+    '            b_new = pm.Normal("b_new", mu=mu, sigma=sigma)\n',
+    '            pm.Binomial("r_rep", n=n, p=p, dims="group")\n',
+    '            pm.Normal("y_new", mu=b_new + x, tau=1 / sigma ** 2, dims="unit")\n',
+    '            pm.Poisson("count_new", mu=pm.math.exp(b_new))\n',
+    '            pm.Bernoulli("flip", logit_p=b, dims="group")\n    return model\n',
+    '        p = pm.Deterministic("p", pm.math.invlogit(b), dims="group")\n',
+    "    with build_model(data, spec.coords, generated=True):\n"
+    "        pm.sample_posterior_predictive(\n"
+    "            idata, var_names=GENERATED, random_seed=args.seed, extend_inferencedata=True\n"
+    "        )\n",
+    '    print(az.summary(idata, group="posterior_predictive"))\n',
+])
+def test_generated_quantities_are_written_idiomatically(predictive_program, line):
+    assert line in predictive_program, predictive_program
+
+
+def test_generated_quantities_stay_out_of_the_nuts_model(backend, predictive,
+                                                         predictive_program):
+    compile(predictive_program, "predictive_pymc.py", "exec")
+    nuts = backend.build(predictive, predictive_program)
+    assert {v.name for v in nuts.free_RVs} == {"mu", "sigma", "b"}
+    assert {v.name for v in nuts.deterministics} == {"p"}
+    assert {v.name for v in nuts.observed_RVs} == {"r", "y"}
+    full = backend.build(predictive, predictive_program, generated=True)
+    assert {v.name for v in full.free_RVs} == {"mu", "sigma", "b", *GENERATED_NAMES}
+    assert full.named_vars_to_dims["r_rep"] == ("group",)
+    assert full.named_vars_to_dims["y_new"] == ("unit",)
+    # the log density NUTS sees is the one without generated quantities
+    rng = np.random.default_rng(2)
+    points = {"mu": rng.normal(size=3), "sigma": rng.uniform(0.5, 2, 3),
+              "b": rng.normal(size=(3, 3))}
+    d = model_data(predictive)
+    want = [
+        stats.norm(0, 1).logpdf(points["mu"][i]) + stats.halfnorm().logpdf(points["sigma"][i])
+        + stats.norm(points["mu"][i], points["sigma"][i]).logpdf(points["b"][i]).sum()
+        + stats.binom(d["n"], expit(points["b"][i])).logpmf(d["r"]).sum()
+        + stats.norm(points["b"][i][:, None] + d["x"], points["sigma"][i]).logpdf(d["y"]).sum()
+        for i in range(3)
+    ]
+    np.testing.assert_allclose(backend.log_density(predictive, predictive_program, points), want,
+                               rtol=1e-7)
+
+
+def _check_generated(model, draws, config):
+    post = draws.posterior
+    c, n = config.chains, config.draws
+    shapes = {"b_new": (c, n), "r_rep": (c, n, 3), "y_new": (c, n, 4), "count_new": (c, n),
+              "flip": (c, n, 3)}
+    for name, shape in shapes.items():
+        assert post[name].shape == shape, name
+    for name in ("r_rep", "count_new", "flip"):
+        assert np.issubdtype(post[name].dtype, np.integer), name
+    assert post["y_new"].dtype == np.float64 and post["b_new"].dtype == np.float64
+    assert np.all((post["r_rep"] >= 0) & (post["r_rep"] <= N_TRIALS))
+    assert set(np.unique(post["flip"])) <= {0, 1} and np.all(post["count_new"] >= 0)
+    # drawn given the SAME posterior draw: standardized residuals have mean 0 and sd 1
+    p = post["p"]
+    z = (post["r_rep"] - N_TRIALS * p) / np.sqrt(N_TRIALS * p * (1 - p))
+    assert abs(z.mean()) < 4 / np.sqrt(z.size), z.mean()
+    resid = (post["y_new"] - (post["b_new"][..., None] + X)) / post["sigma"][..., None]
+    assert abs(resid.mean()) < 4 / np.sqrt(resid.size) and abs(resid.std() - 1) < 0.08
+    return to_inference_data(model, draws, backend=PyMCBackend(), program="", config=config)
+
+
+def test_nutpie_fit_draws_generated_quantities(backend, predictive, predictive_program, capfd):
+    config = FitConfig(chains=2, warmup=300, draws=300, seed=5, progress=False)
+    draws = backend.sample(predictive, predictive_program, config, "nutpie")
+    idata = _check_generated(predictive, draws, config)
+    assert idata.posterior["r_rep"].dims == ("chain", "draw", "group")
+    assert list(idata.posterior["flip"].coords["group"].values) == ["a", "b", "c"]
+    again = backend.sample(predictive, predictive_program, config, "nutpie")
+    for name in GENERATED_NAMES:
+        np.testing.assert_array_equal(draws.posterior[name], again.posterior[name])
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == "", "PyMC/nutpie chatter reached the user"
+
+
+def test_pymc_engine_fit_draws_generated_quantities(backend, predictive, predictive_program,
+                                                    capfd):
+    config = FitConfig(chains=2, warmup=150, draws=150, seed=6, progress=False)
+    draws = backend.sample(predictive, predictive_program, config, "pymc")
+    _check_generated(predictive, draws, config)
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == "", "PyMC chatter reached the user"
+
+
+def test_generated_quantities_condition_on_each_draw(backend, predictive, predictive_program):
+    """Given posterior draws that vary widely, each generated value follows ITS draw."""
+    rng = np.random.default_rng(4)
+    c, n = 2, 400
+    b = rng.normal(0, 3, (c, n, 3))
+    posterior = {"mu": rng.normal(0, 3, (c, n)), "sigma": rng.uniform(0.1, 5, (c, n)), "b": b,
+                 "p": expit(b)}
+    got = backend._draw_generated(predictive, predictive_program, posterior, 1, "nutpie")
+    p = np.clip(posterior["p"], 1e-3, 1 - 1e-3)
+    z = (got["r_rep"] - N_TRIALS * p) / np.sqrt(N_TRIALS * p * (1 - p))
+    assert abs(np.mean(z**2) - 1) < 0.15  # ~1.4 and more were b or p taken from another draw
+    resid = (got["b_new"] - posterior["mu"]) / posterior["sigma"]
+    assert abs(resid.std() - 1) < 0.1  # 4 SEs; far more were mu or sigma misaligned
+    assert np.corrcoef(got["flip"].ravel(), p.ravel())[0, 1] > 0.7
+
+
+def _predictive_reference(n_draws: int, seed: int) -> dict[str, np.ndarray]:
+    """predictive.toml simulated forward with NumPy, independently of any backend."""
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(0, 1, n_draws)
+    sigma = np.abs(rng.normal(0, 1, n_draws))
+    b = rng.normal(mu[:, None], sigma[:, None], (n_draws, 3))
+    p = expit(b)
+    b_new = rng.normal(mu, sigma)
+    return {
+        "mu": mu, "sigma": sigma, "b": b, "p": p, "b_new": b_new,
+        "r_rep": rng.binomial(N_TRIALS, p),
+        "y_new": rng.normal(b_new[:, None] + X, sigma[:, None]),
+        "count_new": rng.poisson(np.exp(b_new)),
+        "flip": rng.binomial(1, p),
+        "r": rng.binomial(N_TRIALS, p),
+        "y": rng.normal(b[:, :, None] + X, sigma[:, None, None]),
+    }
+
+
+def _margins(draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every scalar margin: name[i, j] -> (n,)."""
+    out = {}
+    for name, arr in draws.items():
+        for idx in np.ndindex(arr.shape[1:]):
+            out[f"{name}{list(idx) if idx else ''}"] = arr[(slice(None), *idx)]
+    return out
+
+
+def test_prior_predictive_matches_a_numpy_simulation(backend, predictive, capfd):
+    n_draws = 3000
+    got = backend.prior_predictive(predictive, n_draws, seed=11)
+    assert list(got) == [*(s.name for s in predictive.recorded), "r", "y"]
+    sizes = {d.name: d.size for d in predictive.dims}
+    for stmt in (*predictive.recorded, *predictive.observed):
+        assert got[stmt.name].shape == (n_draws, *(sizes[d] for d in stmt.dims)), stmt.name
+    np.testing.assert_allclose(got["p"], expit(got["b"]))
+    assert np.all((got["r"] >= 0) & (got["r"] <= N_TRIALS))
+    assert np.issubdtype(got["r_rep"].dtype, np.integer)
+    want = _predictive_reference(n_draws, seed=12)
+    ours, theirs = _margins(got), _margins(want)
+    assert set(ours) == set(theirs) and len(ours) == 35
+    threshold = 1e-3 / len(ours)
+    pvalues = {k: stats.ks_2samp(ours[k], theirs[k], method="asymp").pvalue for k in ours}
+    assert min(pvalues.values()) > threshold, sorted(pvalues.items(), key=lambda kv: kv[1])[:3]
+    # the test has power: y_new with tau read as a standard deviation is told apart
+    wrong = np.random.default_rng(13).normal(want["b_new"][:, None] + X,
+                                             1 / want["sigma"][:, None] ** 2)
+    assert stats.ks_2samp(got["y_new"][:, 0], wrong[:, 0], method="asymp").pvalue < threshold
+    assert capfd.readouterr() == ("", "")
+
+
+def test_prior_predictive_of_rats_is_silent_and_keeps_underflow(backend, rats, capfd):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = backend.prior_predictive(rats, 400, seed=3)
+        again = backend.prior_predictive(rats, 400, seed=3)
+    assert list(got) == [*(s.name for s in rats.recorded), "y"] == [*RATS_NAMES, "y"]
+    assert got["y"].shape == (400, 30, 5) and got["alpha"].shape == (400, 30)
+    zero = got["tau"] == 0
+    assert 0.2 < zero.mean() < 0.8  # Gamma(0.001, 0.001) underflows about half the time
+    assert np.all(np.isinf(got["sigma"][zero]))
+    assert not np.all(np.isfinite(got["y"]))
+    for name in got:
+        np.testing.assert_array_equal(got[name], again[name])
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == "", "PyMC chatter reached the user"
+
+
+def test_emitted_module_with_generated_quantities_runs_as_a_script(tmp_path,
+                                                                   predictive_program):
+    script = tmp_path / "predictive_pymc.py"
+    script.write_text(predictive_program, encoding="utf-8")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    out = subprocess.run(
+        [sys.executable, str(script), str(PREDICTIVE), "--draws", "30", "--tune", "30",
+         "--chains", "1", "--seed", "3"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    posterior, predictive = out.stdout.split("r_hat")[1:3]
+    assert "mu" in posterior and "p[a]" in posterior and "b_new" not in posterior
+    for name in ("b_new", "r_rep[a]", "y_new[0]", "count_new", "flip[c]"):
+        assert name in predictive, out.stdout
+
+
+#: One generated quantity per (row, parameterization), with its distribution in SciPy.
+GENERATED_ROWS = {
+    "normal(1, 2)": stats.norm(1, 2),
+    "normal(1, tau=4)": stats.norm(1, 0.5),
+    "half_normal(2)": stats.halfnorm(scale=2),
+    "half_normal(tau=4)": stats.halfnorm(scale=0.5),
+    "student_t(3, 1, 2)": stats.t(3, 1, 2),
+    "student_t(3, 1, tau=4)": stats.t(3, 1, 0.5),
+    "cauchy(1, 2)": stats.cauchy(1, 2),
+    "half_cauchy(2)": stats.halfcauchy(scale=2),
+    "lognormal(0.5, 0.5)": stats.lognorm(0.5, scale=np.exp(0.5)),
+    "lognormal(0.5, tau=4)": stats.lognorm(0.5, scale=np.exp(0.5)),
+    "exponential(2)": stats.expon(scale=0.5),
+    "exponential(scale=2)": stats.expon(scale=2),
+    "gamma(2, 3)": stats.gamma(2, scale=1 / 3),
+    "gamma(2, scale=3)": stats.gamma(2, scale=3),
+    "inverse_gamma(3, 2)": stats.invgamma(3, scale=2),
+    "beta(2, 3)": stats.beta(2, 3),
+    "uniform(-1, 2)": stats.uniform(-1, 3),
+    "bernoulli(0.3)": stats.bernoulli(0.3),
+    "bernoulli(logit_p=0.5)": stats.bernoulli(expit(0.5)),
+    "binomial(7, 0.3)": stats.binom(7, 0.3),
+    "binomial(7, logit_p=0.5)": stats.binom(7, expit(0.5)),
+    "poisson(3)": stats.poisson(3),
+    "poisson(log_rate=1.2)": stats.poisson(np.exp(1.2)),
+}
+
+
+def test_every_row_can_be_a_generated_quantity(backend):
+    rows = "\n".join(f'g{i} = "{text}"' for i, text in enumerate(GENERATED_ROWS))
+    model = parse_spec(textwrap.dedent("""
+        [model]
+        name = "generated_rows"
+        [data]
+        y = { value = 0.5 }
+        [parameters]
+        a = "normal(0, 1)"
+        [observed]
+        y = "normal(a, 1)"
+        [generated]
+    """) + rows)
+    keys = {(g.dist.name, g.dist.parameterization) for g in model.generated}
+    assert keys == TABLE_KEYS
+    got = backend.prior_predictive(model, 2000, seed=21)
+    threshold = 1e-3 / len(GENERATED_ROWS)
+    for i, (text, dist) in enumerate(GENERATED_ROWS.items()):
+        assert got[f"g{i}"].shape == (2000,), text
+        want = dist.rvs(2000, random_state=np.random.default_rng(i))
+        assert stats.ks_2samp(got[f"g{i}"], want, method="asymp").pvalue > threshold, text
+
+
+def test_prior_draws_a_discrete_distribution_refuses_are_nan(backend, capfd):
+    """NumPy cannot draw a Poisson of rate exp(b) for a vague b: those draws are NaN (as Stan
+    writes them), the others are kept, and nothing is printed or raised."""
+    model = parse_spec(textwrap.dedent("""
+        [model]
+        name = "refused"
+        [data]
+        k = { type = "int", value = 3 }
+        [parameters]
+        tau = "gamma(0.001, 0.001)"
+        b = "normal(0, tau=tau)"
+        [observed]
+        k = "poisson(log_rate=b)"
+        [generated]
+        k_new = "poisson(log_rate=b)"
+    """))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = backend.prior_predictive(model, 300, seed=4)
+    refused = np.isnan(got["k"])
+    assert 0.1 < refused.mean() < 0.95
+    for name in ("tau", "b", "k", "k_new"):
+        assert got[name].shape == (300,) and got[name].dtype == np.float64
+        np.testing.assert_array_equal(np.isnan(got[name]), refused)
+    kept = ~refused
+    assert np.all(got["k"][kept] == np.round(got["k"][kept])) and np.all(got["k"][kept] >= 0)
+    assert np.all(np.exp(got["b"][kept]) < 1e20)
+    again = backend.prior_predictive(model, 300, seed=4)
+    np.testing.assert_array_equal(got["k_new"], again["k_new"])
+    assert capfd.readouterr() == ("", "")

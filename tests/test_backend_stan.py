@@ -1,8 +1,9 @@
 """Tests of the Stan backend.
 
 Generator tests check the emitted text and run it through stanc (no C++ build, fast). Engine
-tests fit through PyStan; they compile two programs (Rats and a model using every distribution),
-about 40-80 s each the first time, after which httpstan's cache makes a build take a fraction of
+tests fit through PyStan; they compile Rats, a model using every distribution, the predictive
+fixture's posterior and prior predictive programs and a one-parameter vague model, about
+30-80 s each the first time, after which httpstan's cache makes a build take a fraction of
 a second. CmdStanPy tests skip when no CmdStan installation is found.
 
 Regenerate the golden Rats program, after reviewing the change, with::
@@ -19,7 +20,14 @@ import numpy as np
 import pytest
 from crossppl.backends import stan_engines as engines
 from crossppl.backends.base import to_inference_data
-from crossppl.backends.stan import DIST_RULES, StanBackend, StanGenerator, stan_data
+from crossppl.backends.stan import (
+    DIST_RULES,
+    RNG_RULES,
+    StanBackend,
+    StanGenerator,
+    stan_data,
+)
+from crossppl.backends.stan import prior_data as stan_prior_data
 from crossppl.models import load_spec, parse_spec
 from crossppl.models.distributions import DISTRIBUTIONS
 from crossppl.models.ir import Call, Const, Dist, ParamDecl
@@ -665,3 +673,301 @@ def test_draws_with_nan_or_infinity_are_parsed():
     assert columns == ["lp__", "a"]
     assert rows[0][0] == -1.5 and np.isnan(rows[0][1]) and rows[1] == (-2.0, -np.inf)
     assert log_lines == ["info:Iteration: 1 / 2 [ 50%]"]
+
+
+# -- generated quantities and prior predictive draws -----------------------------------------------
+PREDICTIVE = "tests/fixtures/specs/predictive.toml"
+#: Short fit of the predictive spec (one more C++ build, about 30-60 s the first time).
+PREDICTIVE_FIT = FitConfig(chains=2, warmup=300, draws=300, seed=11, progress=False)
+
+
+@pytest.fixture(scope="module")
+def predictive():
+    return load_spec(PREDICTIVE)
+
+
+@pytest.fixture(scope="module")
+def predictive_program(backend, predictive) -> str:
+    return backend.emit(predictive)
+
+
+@pytest.fixture(scope="module")
+def predictive_prior(backend, predictive) -> dict[str, np.ndarray]:
+    return backend.prior_predictive(predictive, 2000, 5)
+
+
+def test_rng_rules_cover_the_distribution_table():
+    assert set(RNG_RULES) == TABLE_KEYS
+
+
+def test_generated_quantities_are_drawn_after_the_derived_ones(predictive_program):
+    gq = predictive_program.split("generated quantities {\n")[1]
+    assert gq.splitlines()[:6] == [
+        "  vector[N_group] p = inv_logit(b);",
+        "  real b_new = normal_rng(mu, sigma);",
+        "  array[N_group] int r_rep = binomial_rng(n, p);",
+        "  vector[N_unit] y_new = to_vector(normal_rng(b_new + x, inv_sqrt(1 / sigma ^ 2)));",
+        "  int count_new = poisson_log_rng(b_new);",
+        "  array[N_group] int flip = bernoulli_logit_rng(b);",
+    ]
+    model = predictive_program.split("model {")[1].split("}")[0]
+    assert "_rng" not in model and "b_new" not in model
+    info = _stanc_info(predictive_program)
+    assert info["generated quantities"] == {
+        "p": {"type": "real", "dimensions": 1}, "b_new": {"type": "real", "dimensions": 0},
+        "r_rep": {"type": "int", "dimensions": 1}, "y_new": {"type": "real", "dimensions": 1},
+        "count_new": {"type": "int", "dimensions": 0}, "flip": {"type": "int", "dimensions": 1},
+    }
+
+
+def _stanc_info(program: str) -> dict:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "program.stan"
+        path.write_text(program)
+        return engines.stanc_info(path)
+
+
+def every_rng_spec() -> str:
+    """Every (row, parameterization) as a generated quantity of 0, 1 and 2 dims, arguments a
+    mix of scalars and vectors; and discrete generated quantities used in later ones."""
+    lines = []
+    for row_name, key in sorted(TABLE_KEYS):
+        par = DISTRIBUTIONS[row_name].parameterization(key)
+        vals = {p: {"lower": "lo", "upper": "lo + 2", "n": "5"}.get(
+            p, "q" if p in par.unit else "s") for p in par.params}
+        vec = {**vals, next(p for p in par.params if p not in par.integer):
+               {"lower": "lo + v", "upper": "lo + 2 + v"}.get(
+                   par.params[0], "inv_logit(v)" if par.params[0] in par.unit else "exp(v)")}
+        if "upper" in vec and "lower" in vec and vec["lower"] == "lo + v":
+            vec["upper"] = "lo + 2 + v"
+        for suffix, dims, args in (("0", "", vals), ("1", "[a]", vec), ("2", "[a, c]", vec),
+                                   ("c", "[a]", vals)):
+            call = f"{row_name}({', '.join(f'{p}={args[p]}' for p in par.params)})"
+            lines.append(f'"g_{row_name}_{key}_{suffix}{dims}" = "{call}"')
+    lines += ['"k1[a]" = "poisson(exp(v))"', '"k2[a]" = "normal(k1, 1)"',
+              'k3 = "binomial(5, 0.5)"', 'k4 = "normal(k3 / 2, 1)"']
+    return textwrap.dedent("""
+        [model]
+        name = "every_rng"
+        [dims]
+        a = 2
+        c = 3
+        [data]
+        v = { dims = ["a"], value = [0.1, 0.2] }
+        y = { value = 1.0 }
+        [parameters]
+        s = "gamma(2, 2)"
+        q = "beta(2, 2)"
+        lo = "normal(0, 1)"
+        [observed]
+        y = "normal(lo, s)"
+        [generated]
+    """) + "\n".join(lines) + "\n"
+
+
+def test_every_rng_rule_is_accepted_by_stanc(backend):
+    program = backend.emit(parse_spec(every_rng_spec()))
+    assert "real g_normal_tau_0 = normal_rng(s, inv_sqrt(s));" in program
+    assert ("vector[N_a] g_half_normal_sigma_c = to_vector(abs(normal_rng(rep_vector(0, N_a), "
+            "s)));") in program
+    assert ("matrix[N_a, N_c] g_gamma_scale_2 = to_matrix(gamma_rng(to_vector(rep_matrix(exp(v), "
+            "N_c)), inv(s)), N_a, N_c);") in program
+    assert ("array[N_a, N_c] int g_poisson_rate_2 = to_int(to_array_2d(to_matrix(poisson_rng("
+            "to_vector(rep_matrix(exp(v)', N_c))), N_a, N_c, 0)));") in program
+    assert "array[N_a] int g_binomial_p_c = binomial_rng(rep_array(5, N_a), q);" in program
+    assert "array[N_a] int g_binomial_logit_p_1 = binomial_rng(5, inv_logit(exp(v)));" in program
+    assert "vector[N_a] k2 = to_vector(normal_rng(to_vector(k1), 1));" in program
+    assert "real k4 = normal_rng(1.0 * k3 / 2, 1);" in program
+    info = _stanc_info(program)
+    gq = info["generated quantities"]
+    for row_name, key in TABLE_KEYS:
+        kind = "int" if DISTRIBUTIONS[row_name].support.discrete else "real"
+        for suffix, rank in (("0", 0), ("1", 1), ("2", 2), ("c", 1)):
+            assert gq[f"g_{row_name}_{key}_{suffix}"] == {"type": kind, "dimensions": rank}
+
+
+def test_missing_rng_rule_is_not_yet_translated(backend, predictive, monkeypatch):
+    monkeypatch.delitem(RNG_RULES, ("poisson", "log_rate"))
+    with pytest.raises(NotYetTranslated, match="drawing from the distribution poisson with "
+                                               "parameterization 'log_rate'"):
+        backend.emit(predictive)
+
+
+def test_prior_program_of_predictive(backend, predictive):
+    program = backend.emit_prior(predictive)
+    assert "parameters {" not in program and "model {" not in program
+    data = program.split("data {\n")[1].split("}")[0]
+    assert " r;" not in data and " y;" not in data and "array[N_group] int n;" in data
+    gq = program.split("generated quantities {\n")[1]
+    for line in (
+        "real mu = normal_rng(0, 1);",
+        "real sigma = abs(normal_rng(0, 1));",
+        "vector[N_group] b = to_vector(normal_rng(rep_vector(mu, N_group), sigma));",
+        "vector[N_group] p = inv_logit(b);",
+        "array[N_group] int r = binomial_rng(n, inv_logit(b));",
+        "matrix[N_group, N_unit] y = to_matrix(normal_rng(to_vector(rep_matrix(b, N_unit) + "
+        "rep_matrix(x', N_group)), sigma), N_group, N_unit);",
+        "real b_new = normal_rng(mu, sigma);",
+    ):
+        assert f"  {line}\n" in gq, line
+    assert gq.index(" mu = ") < gq.index(" b = ") < gq.index(" p = ") < gq.index(" r = ")
+    engines.stanc(program)
+    assert set(stan_prior_data(predictive)) == {"N_group", "N_unit", "n", "x"}
+
+
+@pytest.mark.parametrize("spec", ["rats", "blocker", "every_distribution"])
+def test_prior_programs_are_accepted_by_stanc(backend, spec):
+    model = parse_spec(EVERY_DISTRIBUTION) if spec == "every_distribution" else load_spec(spec)
+    program = backend.emit_prior(model)
+    engines.stanc(program)
+    info = _stanc_info(program)
+    assert set(info["inputs"]) == set(stan_prior_data(model))
+    assert list(info["generated quantities"]) == [
+        *(s.name for s in model.statements), *model.observed_names,
+        *(g.name for g in model.generated)]
+    if spec == "rats":
+        assert "  real tau_alpha = gamma_rng(0.001, 0.001);\n" in program
+        assert ("  vector[N_rat] alpha = to_vector(normal_rng(rep_vector(mu_alpha, N_rat), "
+                "inv_sqrt(tau_alpha)));\n") in program
+        assert ("  matrix[N_rat, N_week] y = to_matrix(normal_rng(to_vector(rep_matrix(alpha, "
+                "N_week) + beta * x'), inv_sqrt(tau)), N_rat, N_week);\n") in program
+    if spec == "every_distribution":
+        # drawn row-major (the argument over the reversed dims), as the likelihood is written
+        assert ("array[N_obs, N_g] int cc = to_int(to_array_2d(to_matrix(poisson_rng(to_vector("
+                "ex * exp(z) * rate')), N_obs, N_g, 0)));" in program)
+
+
+def test_failed_draws_are_counted():
+    lines = ["info:Iteration:   1 / 200 [  0%]  (Sampling)",
+             "info:Exception: normal_rng: Scale parameter is inf, but must be positive finite! "
+             "(in '/tmp/x/model.stan', line 7, column 2 to column 40)"] * 2
+    found = engines.count_failed_draws(lines)
+    assert found.sampling == 2
+    assert found.reasons == {"normal_rng: Scale parameter is inf, but must be positive finite!": 2}
+
+
+@pytest.mark.slow
+def test_predictive_fit_draws_generated_quantities_per_posterior_draw(backend, predictive,
+                                                                      predictive_program):
+    draws = backend.sample(predictive, predictive_program, PREDICTIVE_FIT, "pystan")
+    idata = to_inference_data(predictive, draws, backend=backend, program=predictive_program,
+                              config=PREDICTIVE_FIT)
+    post = idata.posterior
+    assert post["r_rep"].dims == ("chain", "draw", "group")
+    assert list(post["group"].values) == ["a", "b", "c"]
+    shapes = {name: post[name].shape[2:] for name in post.data_vars}
+    assert shapes == {"mu": (), "sigma": (), "b": (3,), "p": (3,), "b_new": (), "r_rep": (3,),
+                      "y_new": (4,), "count_new": (), "flip": (3,)}
+    q = {name: np.asarray(v).reshape(-1, *np.shape(v)[2:]) for name, v in draws.posterior.items()}
+    for name in ("r_rep", "count_new", "flip"):
+        assert q[name].dtype == np.int64, name
+    n = predictive.datum("n").value
+    assert ((q["r_rep"] >= 0) & (q["r_rep"] <= n)).all()
+    assert set(np.unique(q["flip"])) <= {0, 1}
+    assert (q["count_new"] >= 0).all()
+    np.testing.assert_allclose(q["p"], expit(q["b"]), rtol=1e-6)
+    # drawn given the SAME posterior draw: standardized residuals have mean 0 and variance 1
+    # (drawn given another draw's p, their variance would be about 1.6 here)
+    p = q["p"]
+    z_r = (q["r_rep"] - n * p) / np.sqrt(n * p * (1 - p))
+    z_y = (q["y_new"] - q["b_new"][:, None] - predictive.datum("x").value) / q["sigma"][:, None]
+    z_b = (q["b_new"] - q["mu"]) / q["sigma"]
+    rate = np.exp(q["b_new"])
+    z_c = (q["count_new"] - rate) / np.sqrt(rate)
+    z_f = (q["flip"] - p) / np.sqrt(p * (1 - p))
+    for name, z in {"r_rep": z_r, "y_new": z_y, "b_new": z_b, "count_new": z_c,
+                    "flip": z_f}.items():
+        z = z.ravel()
+        assert abs(z.mean()) < 4 / np.sqrt(z.size), name
+        assert abs(z.var() - 1) < 0.15, (name, z.var())
+
+
+def simulate_predictive(model, n_draws: int, seed: int) -> dict[str, np.ndarray]:
+    """The predictive spec's prior predictive distribution, by NumPy, independently of Stan."""
+    rng = np.random.default_rng(seed)
+    n, x = model.datum("n").value, model.datum("x").value
+    mu = rng.normal(0, 1, n_draws)
+    sigma = np.abs(rng.normal(0, 1, n_draws))
+    b = rng.normal(mu[:, None], sigma[:, None], (n_draws, 3))
+    p = expit(b)
+    r = rng.binomial(n, p)
+    y = rng.normal(b[:, :, None] + x, sigma[:, None, None], (n_draws, 3, 4))
+    b_new = rng.normal(mu, sigma)
+    r_rep = rng.binomial(n, p)
+    y_new = rng.normal(b_new[:, None] + x, sigma[:, None], (n_draws, 4))
+    count_new = rng.poisson(np.exp(b_new))
+    flip = rng.binomial(1, p)
+    return {"mu": mu, "sigma": sigma, "b": b, "p": p, "b_new": b_new, "r_rep": r_rep,
+            "y_new": y_new, "count_new": count_new, "flip": flip, "r": r, "y": y}
+
+
+@pytest.mark.slow
+def test_prior_predictive_matches_an_independent_simulation(predictive, predictive_prior):
+    got = predictive_prior
+    assert list(got) == [*(s.name for s in predictive.recorded), *predictive.observed_names]
+    want = simulate_predictive(predictive, 4000, 12)
+    for name, values in got.items():
+        assert values.shape == (2000, *want[name].shape[1:]), name
+        assert np.isfinite(values).all(), name
+        discrete = name in ("r_rep", "count_new", "flip", "r")
+        assert values.dtype == (np.int64 if discrete else np.float64), name
+    np.testing.assert_allclose(got["p"], expit(got["b"]), rtol=1e-6)
+    x = predictive.datum("x").value
+
+    def joint(q):  # margins that depend on how variables are drawn from one another
+        return {"y|b": (q["y"] - q["b"][:, :, None] - x) / q["sigma"][:, None, None],
+                "y_new|b_new": (q["y_new"] - q["b_new"][:, None] - x) / q["sigma"][:, None],
+                "r-r_rep": q["r"] - q["r_rep"], "b-mu": q["b"] - q["mu"][:, None]}
+
+    margins = {}
+    for source, sample in (("stan", {**got, **joint(got)}), ("numpy", {**want, **joint(want)})):
+        for name, values in sample.items():
+            flat = values.reshape(len(values), -1)
+            for j in range(flat.shape[1]):
+                margins.setdefault(f"{name}[{j}]", {})[source] = flat[:, j]
+    alpha = 1e-3 / len(margins)
+    pvalues = {k: stats.ks_2samp(v["stan"], v["numpy"]).pvalue for k, v in margins.items()}
+    assert min(pvalues.values()) > alpha, sorted(pvalues.items(), key=lambda kv: kv[1])[:5]
+
+
+@pytest.mark.slow
+def test_prior_predictive_prints_nothing(backend, predictive, predictive_prior, capfd, recwarn):
+    capfd.readouterr()
+    again = backend.prior_predictive(predictive, 2000, 5)
+    assert capfd.readouterr() == ("", "")
+    assert not recwarn.list, [str(w.message) for w in recwarn]
+    for name, values in predictive_prior.items():  # same seed, same draws
+        np.testing.assert_array_equal(again[name], values, err_msg=name)
+
+
+VAGUE = textwrap.dedent("""
+    [model]
+    name = "vague"
+    [parameters]
+    tau = "gamma(0.001, 0.001)"
+    [data]
+    y = { value = 1.0 }
+    [observed]
+    y = "normal(0, tau=tau)"
+""")
+
+
+@pytest.mark.slow
+def test_prior_predictive_draws_stan_cannot_compute_are_nan_and_silent(backend, capfd, caplog):
+    """Gamma(0.001, 0.001) underflows to 0 about half the time; normal_rng then throws and
+    Stan writes NaN for the whole draw (one more small C++ build, once)."""
+    import logging
+
+    capfd.readouterr()
+    with caplog.at_level(logging.INFO, logger="crossppl.stan"):
+        out = backend.prior_predictive(parse_spec(VAGUE), 200, 3)
+    assert capfd.readouterr() == ("", "")
+    failed = np.isnan(out["y"])
+    assert 0.2 < failed.mean() < 0.8
+    np.testing.assert_array_equal(np.isnan(out["tau"]), failed)
+    assert (out["tau"][~failed] > 0).all()
+    assert any(f"could not compute {failed.sum()} of 200" in r.getMessage()
+               for r in caplog.records)

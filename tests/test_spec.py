@@ -713,3 +713,63 @@ def test_observed_within_support_accepted():
         """
     )
     assert model.observed_names == ("k", "w")
+
+
+# -- [generated] and [fit] -------------------------------------------------------------------------
+PREDICTIVE = REPO / "tests" / "fixtures" / "specs" / "predictive.toml"
+
+
+def test_generated_quantities_are_parsed_in_spec_order_with_roles():
+    model = load_spec(PREDICTIVE)
+    assert [(g.name, g.dims) for g in model.generated] == [
+        ("b_new", ()), ("r_rep", ("group",)), ("y_new", ("unit",)), ("count_new", ()),
+        ("flip", ("group",)),
+    ]
+    # not parameters, not derived: NUTS never sees them
+    assert {s.name for s in model.statements} == {"mu", "sigma", "b", "p"}
+    assert [s.name for s in model.recorded] == [
+        *(s.name for s in model.statements), *(g.name for g in model.generated)
+    ]
+    roles = {v.name: v.role for g in model.generated for v in walk(g.dist) if isinstance(v, Var)}
+    assert roles == {"mu": Role.PARAM, "sigma": Role.PARAM, "n": Role.DATA, "p": Role.DERIVED,
+                     "b_new": Role.GENERATED, "x": Role.DATA, "b": Role.PARAM}
+    assert model.generated[1].dist.name == "binomial"  # discrete is allowed here
+    assert "b_new" in model.used_names()
+
+
+def test_generated_quantities_are_not_visible_to_the_model():
+    with pytest.raises(SpecError, match="unknown name 'z'"):
+        spec("""
+            [parameters]
+            a = "normal(0, 1)"
+            [derived]
+            s = "a + z"
+            [data]
+            y = { value = 1.0 }
+            [observed]
+            y = "normal(a, 1)"
+            [generated]
+            z = "normal(a, 1)"
+        """)
+
+
+def test_fit_settings_are_recorded_and_resolved_under_the_user_s():
+    from crossppl.config import FitConfig
+
+    model = spec("""
+        [data]
+        y = { value = 1.0 }
+        [parameters]
+        a = "normal(0, 1)"
+        [observed]
+        y = "normal(a, 1)"
+        [fit]
+        target_accept = 0.95
+        draws = 2000
+    """)
+    assert model.fit == (("target_accept", 0.95), ("draws", 2000))
+    config = FitConfig.resolve(model.fit)
+    assert (config.target_accept, config.draws, config.warmup) == (0.95, 2000, 1000)
+    config = FitConfig.resolve(model.fit, target_accept=0.8, draws=None, chains=2)
+    assert (config.target_accept, config.draws, config.chains) == (0.8, 2000, 2)
+    assert load_spec("rats").fit == ()

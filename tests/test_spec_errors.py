@@ -366,6 +366,35 @@ CASES: dict[str, Case] = {
         replace("rat = 3", 'rat = "three"'), SpecError, "[dims] 'rat'", 4,
         ("a dim size must be an integer, found 'three'",),
     ),
+    # -- [generated] and [fit] (line 14 is the section header, 15 its entry) ------------------
+    "generated-unknown-name": Case(
+        BASE + OBSERVED + '[generated]\ny_new = "normal(mu_a, 1)"\n', SpecError,
+        "[generated] 'y_new'", 15, ("unknown name 'mu_a'", "Declare it under"),
+    ),
+    "generated-uses-a-later-one": Case(
+        BASE + OBSERVED + '[generated]\nu = "normal(v, 1)"\nv = "normal(0, 1)"\n', SpecError,
+        "[generated] 'u'", 15, ("unknown name 'v'",),
+    ),
+    "generated-redefines-a-parameter": Case(
+        BASE + OBSERVED + '[generated]\ntau = "normal(0, 1)"\n', SpecError,
+        "[generated] 'tau'", 15, ("'tau' is defined twice", "rename one"),
+    ),
+    "generated-narrower-than-its-distribution": Case(
+        BASE + OBSERVED + '[generated]\nz = "normal(a, 1)"\n', SpecError,
+        "[generated] 'z'", 15, ("varies along dim(s) rat", "declare z[rat]"),
+    ),
+    "fit-unknown-setting": Case(
+        BASE + OBSERVED + "[fit]\nadapt_delta = 0.9\n", SpecError, "[fit] 'adapt_delta'", 15,
+        ("unknown setting", "[fit] takes chains, warmup, draws, target_accept"),
+    ),
+    "fit-bad-target-accept": Case(
+        BASE + OBSERVED + "[fit]\ntarget_accept = 1.5\n", SpecError, "[fit] 'target_accept'",
+        15, ("target_accept must be strictly between 0 and 1, found 1.5",),
+    ),
+    "fit-bad-draws": Case(
+        BASE + OBSERVED + '[fit]\ndraws = "many"\n', SpecError, "[fit] 'draws'", 15,
+        ("draws must be an integer >= 1, found 'many'",),
+    ),
     "zero-dim-size": Case(
         replace("rat = 3", "rat = 0"), SpecError, "[dims] 'rat'", 4,
         ("dim size 0 is outside 1..", "give the real size"),

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
 import pytest
 from crossppl.backends import get_backend
+from crossppl.compare.prior import prior_agreement
 from crossppl.models import DISTRIBUTIONS, bundled_specs, load_spec, parse_spec
 from crossppl.models.ir import Binary, Call, Const, Expr, Model, ParamDecl, Role, Unary, Var
 from scipy import special, stats
@@ -37,6 +38,9 @@ from .conftest import BACKENDS
 N_POINTS = 5
 #: Relative tolerance of the log-density differences between points.
 RTOL = 1e-6
+#: Prior predictive draws per model and backend, and the family-wise alpha of their tests.
+PRIOR_DRAWS = 2000
+PRIOR_ALPHA = 0.01
 MODELS = tuple(bundled_specs())
 
 
@@ -108,47 +112,193 @@ def _rats(p, d):
             + stats.norm(mean, _sd(p["tau"])).logpdf(d["y"]).sum())
 
 
+def _noncentred(log_density, raw, out, loc=lambda p: 0.0):
+    """The log density of a spec that writes ``out = loc + sigma * raw``, ``raw ~ N(0, 1)``:
+    the zoo's centred density at ``out``, plus the change of variables' log |d out / d raw|."""
+    def density(p, d):
+        sd = _sd(p["tau"])
+        centred = {**p, out: loc(p) + sd * p[raw]}
+        return log_density(centred, d) + np.size(p[raw]) * np.log(sd)
+
+    return density
+
+
 def _inv_sqrt(name):
     return lambda p: 1 / np.sqrt(p[name])
 
 
+# -- the zoo's prior predictive, simulated with numpy (draws first, then the model's dims) -------
+def _gamma(rng, shape, rate, size):
+    return rng.gamma(shape, 1 / np.asarray(rate), size=size)
+
+
+def _normal(rng, loc, sd, size):
+    with np.errstate(invalid="ignore", over="ignore"):
+        return loc + sd * rng.standard_normal(size)
+
+
+def _binomial(rng, n, p):
+    """Binomial draws where p is a probability; nan where it is not (an upstream inf)."""
+    p = np.broadcast_to(p, np.broadcast_shapes(np.shape(n), np.shape(p)))
+    ok = np.isfinite(p)
+    return np.where(ok, rng.binomial(n, np.where(ok, p, 0.5)), np.nan)
+
+
+def _poisson(rng, rate):
+    """Poisson draws; rates beyond 2^40 (numpy refuses ~1e19) stand in as their own value."""
+    ok = np.isfinite(rate) & (rate < 2.0**40)
+    return np.where(ok, rng.poisson(np.where(ok, rate, 1.0)), rate)
+
+
+def _shift_scale(loc, scale, raw):
+    """A non-centred draw ``loc + scale * raw`` (inf where the scale is)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return loc + scale * raw
+
+
+def _vague(rng, n):
+    return _gamma(rng, 0.001, 0.001, n)
+
+
+def _sim_seeds(rng, n, d):
+    p = {a: _normal(rng, 0, _sd(1e-6), n) for a in ("a0", "a1", "a2", "a12")}
+    p["tau"] = _vague(rng, n)
+    with np.errstate(divide="ignore"):
+        p["sigma"] = 1 / np.sqrt(p["tau"])
+    p["b_raw"] = rng.standard_normal((n, d["r"].size))
+    p["b"] = _shift_scale(0.0, p["sigma"][:, None], p["b_raw"])
+    lin = (p["a0"][:, None] + p["a1"][:, None] * d["x1"] + p["a2"][:, None] * d["x2"]
+           + p["a12"][:, None] * d["x1"] * d["x2"] + p["b"])
+    p["r"] = _binomial(rng, d["n"], special.expit(lin))
+    return p
+
+
+def _sim_surgical(rng, n, d):
+    p = {"mu": _normal(rng, 0, _sd(1e-6), n), "tau": _vague(rng, n)}
+    with np.errstate(divide="ignore"):
+        p["sigma"] = 1 / np.sqrt(p["tau"])
+    p["pop_mean"] = special.expit(p["mu"])
+    p["b_raw"] = rng.standard_normal((n, d["r"].size))
+    p["b"] = _shift_scale(p["mu"][:, None], p["sigma"][:, None], p["b_raw"])
+    p["r"] = _binomial(rng, d["n"], special.expit(p["b"]))
+    return p
+
+
+def _sim_pump(rng, n, d):
+    p = {"alpha": rng.exponential(1.0, n), "beta": _gamma(rng, 0.1, 1.0, n)}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p["theta"] = rng.gamma(p["alpha"][:, None], 1 / p["beta"][:, None], (n, d["t"].size))
+    p["x"] = _poisson(rng, p["theta"] * d["t"])
+    return p
+
+
+def _sim_blocker(rng, n, d):
+    p = {"d": _normal(rng, 0, _sd(1e-6), n), "tau": _vague(rng, n)}
+    with np.errstate(divide="ignore"):
+        p["sigma"] = 1 / np.sqrt(p["tau"])
+    size = (n, d["rc"].size)
+    p["mu"] = _normal(rng, 0, _sd(1e-5), size)
+    p["delta_raw"] = rng.standard_normal(size)
+    p["delta"] = _shift_scale(p["d"][:, None], p["sigma"][:, None], p["delta_raw"])
+    p["rc"] = _binomial(rng, d["nc"], special.expit(p["mu"]))
+    p["rt"] = _binomial(rng, d["nt"], special.expit(p["mu"] + p["delta"]))
+    p["delta_new"] = _normal(rng, p["d"], p["sigma"], n)
+    return p
+
+
+def _sim_dyes(rng, n, d):
+    p = {"theta": _normal(rng, 0, _sd(1e-10), n), "tau_within": _vague(rng, n),
+         "tau_between": _vague(rng, n)}
+    with np.errstate(divide="ignore", over="ignore"):
+        p["sigma2_within"] = 1 / p["tau_within"]
+        p["sigma2_between"] = 1 / p["tau_between"]
+    batches, samples = d["y"].shape
+    p["mu"] = _normal(rng, p["theta"][:, None], np.sqrt(p["sigma2_between"])[:, None],
+                      (n, batches))
+    p["y"] = _normal(rng, p["mu"][:, :, None], np.sqrt(p["sigma2_within"])[:, None, None],
+                     (n, batches, samples))
+    return p
+
+
+def _sim_eight_schools(rng, n, d):
+    p = {"mu": rng.normal(0, 5, n), "tau": np.abs(5 * rng.standard_cauchy(n)),
+         "eta": rng.normal(0, 1, (n, d["y"].size))}
+    p["theta"] = p["mu"][:, None] + p["tau"][:, None] * p["eta"]
+    p["y"] = rng.normal(p["theta"], d["sigma"])
+    return p
+
+
+def _sim_eight_schools_centered(rng, n, d):
+    p = {"mu": rng.normal(0, 5, n), "tau": np.abs(5 * rng.standard_cauchy(n))}
+    p["theta"] = rng.normal(p["mu"][:, None], p["tau"][:, None], (n, d["y"].size))
+    p["y"] = rng.normal(p["theta"], d["sigma"])
+    return p
+
+
+def _sim_rats(rng, n, d):
+    p = {"mu_alpha": _normal(rng, 0, _sd(1e-6), n), "tau_alpha": _vague(rng, n),
+         "mu_beta": _normal(rng, 0, _sd(1e-6), n), "tau_beta": _vague(rng, n),
+         "tau": _vague(rng, n)}
+    with np.errstate(divide="ignore"):
+        p["sigma"] = 1 / np.sqrt(p["tau"])
+        sd_alpha, sd_beta = 1 / np.sqrt(p["tau_alpha"]), 1 / np.sqrt(p["tau_beta"])
+    rats, weeks = d["y"].shape
+    p["alpha"] = _normal(rng, p["mu_alpha"][:, None], sd_alpha[:, None], (n, rats))
+    p["beta"] = _normal(rng, p["mu_beta"][:, None], sd_beta[:, None], (n, rats))
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean = p["alpha"][:, :, None] + p["beta"][:, :, None] * d["x"]
+    p["y"] = _normal(rng, mean, p["sigma"][:, None, None], (n, rats, weeks))
+    return p
+
+
 @dataclass(frozen=True)
 class Zoo:
-    """A model as the zoo defines it: names -> dims, derived formulas, and its log density."""
+    """A model as the zoo defines it: names -> dims, derived formulas, its log density, and a
+    forward simulation of its prior predictive (``simulate(rng, draws, data)``)."""
 
     parameters: Mapping[str, tuple[str, ...]]
     derived: Mapping[str, Callable[[Mapping], np.ndarray]]
     observed: Mapping[str, tuple[str, ...]]
     log_density: Callable[[Mapping, Mapping], float]
+    simulate: Callable[[np.random.Generator, int, Mapping], dict[str, np.ndarray]]
+    generated: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 ZOO: dict[str, Zoo] = {
     "seeds": Zoo(
-        {"a0": (), "a1": (), "a2": (), "a12": (), "tau": (), "b": ("plate",)},
-        {"sigma": _inv_sqrt("tau")}, {"r": ("plate",)}, _seeds),
+        {"a0": (), "a1": (), "a2": (), "a12": (), "tau": (), "b_raw": ("plate",)},
+        {"sigma": _inv_sqrt("tau"), "b": lambda p: p["b_raw"] / np.sqrt(p["tau"])},
+        {"r": ("plate",)}, _noncentred(_seeds, "b_raw", "b"), _sim_seeds),
     "surgical": Zoo(
-        {"mu": (), "tau": (), "b": ("hospital",)},
-        {"pop_mean": lambda p: special.expit(p["mu"]), "sigma": _inv_sqrt("tau")},
-        {"r": ("hospital",)}, _surgical),
-    "pump": Zoo({"alpha": (), "beta": (), "theta": ("pump",)}, {}, {"x": ("pump",)}, _pump),
+        {"mu": (), "tau": (), "b_raw": ("hospital",)},
+        {"pop_mean": lambda p: special.expit(p["mu"]), "sigma": _inv_sqrt("tau"),
+         "b": lambda p: p["mu"] + p["b_raw"] / np.sqrt(p["tau"])},
+        {"r": ("hospital",)}, _noncentred(_surgical, "b_raw", "b", lambda p: p["mu"]),
+        _sim_surgical),
+    "pump": Zoo({"alpha": (), "beta": (), "theta": ("pump",)}, {}, {"x": ("pump",)}, _pump,
+                _sim_pump),
     "blocker": Zoo(
-        {"d": (), "tau": (), "mu": ("trial",), "delta": ("trial",)},
-        {"sigma": _inv_sqrt("tau")}, {"rc": ("trial",), "rt": ("trial",)}, _blocker),
+        {"d": (), "tau": (), "mu": ("trial",), "delta_raw": ("trial",)},
+        {"sigma": _inv_sqrt("tau"), "delta": lambda p: p["d"] + p["delta_raw"] / np.sqrt(p["tau"])},
+        {"rc": ("trial",), "rt": ("trial",)},
+        _noncentred(_blocker, "delta_raw", "delta", lambda p: p["d"]), _sim_blocker,
+        {"delta_new": ()}),
     "dyes": Zoo(
         {"theta": (), "tau_within": (), "tau_between": (), "mu": ("batch",)},
         {"sigma2_within": lambda p: 1 / p["tau_within"],
          "sigma2_between": lambda p: 1 / p["tau_between"]},
-        {"y": ("batch", "sample")}, _dyes),
+        {"y": ("batch", "sample")}, _dyes, _sim_dyes),
     "eight_schools": Zoo(
         {"mu": (), "tau": (), "eta": ("school",)},
-        {"theta": lambda p: p["mu"] + p["tau"] * p["eta"]}, {"y": ("school",)}, _eight_schools),
+        {"theta": lambda p: p["mu"] + p["tau"] * p["eta"]}, {"y": ("school",)}, _eight_schools,
+        _sim_eight_schools),
     "eight_schools_centered": Zoo(
         {"mu": (), "tau": (), "theta": ("school",)}, {}, {"y": ("school",)},
-        _eight_schools_centered),
+        _eight_schools_centered, _sim_eight_schools_centered),
     "rats": Zoo(
         {"mu_alpha": (), "tau_alpha": (), "mu_beta": (), "tau_beta": (), "tau": (),
          "alpha": ("rat",), "beta": ("rat",)},
-        {"sigma": _inv_sqrt("tau")}, {"y": ("rat", "week")}, _rats),
+        {"sigma": _inv_sqrt("tau")}, {"y": ("rat", "week")}, _rats, _sim_rats),
 }
 
 
@@ -159,7 +309,7 @@ class Known:
 
     raises: type[BaseException]
     reason: str
-    checks: tuple[str, ...] = ("build", "density", "reference")
+    checks: tuple[str, ...] = ("build", "density", "reference", "prior")
 
 
 #: (model, backend) -> the failure its tests expect (strict xfail). Empty: every pair works.
@@ -337,6 +487,7 @@ def test_spec_declares_the_zoo_s_variables(zoo_model):
     assert {p.name: p.dims for p in model.parameters} == dict(zoo.parameters)
     assert {d.name for d in model.derived} == set(zoo.derived)
     assert {o.name: o.dims for o in model.observed} == dict(zoo.observed)
+    assert {g.name: g.dims for g in model.generated} == dict(zoo.generated)
 
 
 def test_derived_quantities_are_the_zoo_s(zoo_model):
@@ -410,9 +561,10 @@ def test_program_builds(request, zoo_model, backend_name):
     program = _program(zoo_model, backend_name)
     params = {p.name: tuple(model.dim(d).size for d in p.dims) for p in model.parameters}
     derived = {d.name for d in model.derived}
+    generated = {g.name for g in model.generated}
     observed = set(model.observed_names)
     if backend_name == "stan":
-        _check_stan(program, params, derived)
+        _check_stan(program, params, derived | generated)
     elif backend_name == "pymc":
         _check_pymc(model, program, params, derived, observed)
     elif backend_name == "numpyro":
@@ -491,3 +643,61 @@ def test_log_density_agrees_across_backends(request, zoo_model, backend_name):
         want = _differences(_log_density(zoo_model, other))
         np.testing.assert_allclose(got, want, rtol=RTOL, atol=0,
                                    err_msg=f"{zoo_model}: {backend_name} vs {other}")
+
+
+# -- every backend: prior predictive draws are the zoo's ---------------------------------------
+_PRIORS: dict[tuple[str, str], dict[str, np.ndarray] | BaseException] = {}
+
+
+def _prior(name: str, backend: str) -> dict[str, np.ndarray]:
+    """The backend's prior predictive draws of model ``name`` (once per module)."""
+    seed = zlib.crc32(f"{name}/{backend}".encode()) % 2**31
+    return _cached(_PRIORS, (name, backend),
+                   lambda: get_backend(backend).prior_predictive(_model(name), PRIOR_DRAWS, seed))
+
+
+@cache
+def _zoo_prior(name: str) -> dict[str, np.ndarray]:
+    """The zoo's prior predictive of model ``name``, simulated with numpy."""
+    model = _model(name)
+    rng = np.random.default_rng(zlib.crc32(f"{name}/zoo".encode()))
+    return ZOO[name].simulate(rng, PRIOR_DRAWS, {d.name: d.value for d in model.data})
+
+
+def _counts(name: str) -> list[str]:
+    model = _model(name)
+    return [d.name for d in (*model.observed, *model.generated)
+            if DISTRIBUTIONS[d.dist.name].support.kind in ("count", "bounded_count")]
+
+
+def test_zoo_prior_simulations_hold_every_variable(zoo_model):
+    model, sim = _model(zoo_model), _zoo_prior(zoo_model)
+    names = [*(s.name for s in model.recorded), *model.observed_names]
+    assert sorted(sim) == sorted(names)
+    for decl in (*model.recorded, *model.observed):
+        assert sim[decl.name].shape == (PRIOR_DRAWS, *(model.dim(d).size for d in decl.dims))
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_prior_predictive_matches_the_zoo_s(request, zoo_model, backend_name):
+    """The backend's forward simulation (priors, derived and generated quantities, replicated
+    data) has the distribution of the zoo's numpy simulation: KS per element, Holm at 1%."""
+    _expect(request, "prior", zoo_model, backend_name)
+    got = _prior(zoo_model, backend_name)
+    want = _zoo_prior(zoo_model)
+    assert sorted(got) == sorted(want)
+    result = prior_agreement({"zoo": want, backend_name: got}, counts=_counts(zoo_model),
+                             alpha=PRIOR_ALPHA)
+    assert result.ok, f"{zoo_model} on {backend_name}:\n" + "\n".join(result.problems[:10])
+
+
+def test_prior_predictive_agrees_across_backends(zoo_model):
+    """All working backends at once (the same tests, every backend against the first)."""
+    working = [b for b in BACKENDS if "prior" not in getattr(
+        KNOWN_FAILURES.get((zoo_model, b)), "checks", ())]
+    assert len(working) >= 2, f"{zoo_model}: fewer than two backends simulate it"
+    result = prior_agreement({b: _prior(zoo_model, b) for b in working},
+                             counts=_counts(zoo_model), alpha=PRIOR_ALPHA)
+    assert result.ok, f"{zoo_model}:\n" + "\n".join(result.problems[:10])
+    # vague Gamma(0.001, 0.001) precisions leave a usable share of about 1/2 per precision
+    assert min(result.usable.values()) > 0.05, result.usable
