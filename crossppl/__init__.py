@@ -1,6 +1,13 @@
 """crossppl: one Bayesian model spec, written for Stan, PyMC and NumPyro, fitted and compared."""
 
-from crossppl.errors import (
+import warnings as _warnings
+
+# ArviZ 0.2x announces its 1.0 refactor once a day on import (a FutureWarning about ArviZ itself,
+# not about anything crossppl or its user does): noise in crossppl's output.
+_warnings.filterwarnings("ignore", message="\nArviZ is undergoing a major refactor",
+                         category=FutureWarning)
+
+from crossppl.errors import (  # noqa: E402  (after the warnings filter)
     ConfigError,
     CrossPPLError,
     DataError,

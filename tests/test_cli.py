@@ -102,3 +102,18 @@ def test_compare_all_prints_one_line_per_bundled_model(capsys):
 def test_compare_needs_a_spec_or_all(capsys):
     assert main(["compare"]) == 2
     assert "give a SPEC or --all" in capsys.readouterr().err
+
+
+def test_arviz_s_daily_refactor_notice_does_not_reach_the_user(tmp_path):
+    """ArviZ 0.2x warns once a day on import (a stamp in its cache folder); a fresh cache makes
+    it fire, and crossppl keeps it out of its output."""
+    import os
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    code = "import crossppl.compare.summary, arviz"
+    loud = subprocess.run([sys.executable, "-c", "import arviz"], capture_output=True, text=True,
+                          env={**env, "XDG_CACHE_HOME": str(tmp_path / "other")}, timeout=300)
+    assert "ArviZ is undergoing a major refactor" in loud.stderr  # the notice exists
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                           timeout=300)
+    assert quiet.returncode == 0 and quiet.stderr == ""
