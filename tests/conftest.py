@@ -32,6 +32,18 @@ def rats():
     return load_spec("rats")
 
 
+#: A small spec with every kind of [generated] quantity (scalar, vector, discrete, chained).
+PREDICTIVE = FIXTURES / "specs" / "predictive.toml"
+
+
+@pytest.fixture(scope="session")
+def predictive():
+    """The predictive fixture model."""
+    from crossppl.models import load_spec
+
+    return load_spec(PREDICTIVE)
+
+
 def assert_matches_golden(emitted: str, name: str, test_file: str) -> None:
     """Compare an emitted program with ``tests/golden/<name>``; ``CROSSPPL_UPDATE_GOLDEN=1``
     rewrites the golden file (review the diff first)."""

@@ -529,11 +529,6 @@ PREDICTIVE_FIT = {"chains": 2, "warmup": 300, "draws": 300, "progress": False}
 
 
 @pytest.fixture(scope="module")
-def predictive():
-    return load_spec(PREDICTIVE_SPEC)
-
-
-@pytest.fixture(scope="module")
 def predictive_program(predictive, backend) -> str:
     return backend.emit(predictive)
 
@@ -647,42 +642,6 @@ def test_generated_quantities_leave_nuts_alone_and_repeat_with_the_seed(predicti
     for name in without.posterior.data_vars:  # NUTS ran exactly as without [generated]
         np.testing.assert_array_equal(first.posterior[name], without.posterior[name])
     np.testing.assert_array_equal(first.sample_stats["lp"], without.sample_stats["lp"])
-
-
-def _simulate_predictive(model, draws: int, rng) -> dict[str, np.ndarray]:
-    """predictive.toml's prior predictive distribution, simulated with numpy."""
-    n, x = model.datum("n").value, model.datum("x").value
-    mu = rng.normal(0, 1, draws)
-    sigma = np.abs(rng.normal(0, 1, draws))
-    b = rng.normal(mu[:, None], sigma[:, None], (draws, 3))
-    p = special.expit(b)
-    b_new = rng.normal(mu, sigma)
-    return {
-        "mu": mu, "sigma": sigma, "b": b, "p": p,
-        "r": rng.binomial(n, p),
-        "y": rng.normal(b[:, :, None] + x, sigma[:, None, None]),
-        "b_new": b_new,
-        "r_rep": rng.binomial(n, p),
-        "y_new": rng.normal(b_new[:, None] + x, sigma[:, None]),
-        "count_new": rng.poisson(np.exp(b_new)),
-        "flip": rng.binomial(1, p),
-    }
-
-
-def test_prior_predictive_matches_a_numpy_simulation(predictive, backend):
-    draws = 4000
-    got = backend.prior_predictive(predictive, draws, seed=11)
-    want = _simulate_predictive(predictive, draws, np.random.default_rng(11))
-    assert set(got) == set(want) == {*(s.name for s in predictive.recorded), "r", "y"}
-    for name, ref in want.items():
-        assert got[name].shape == ref.shape, name
-        discrete = name in ("r", "r_rep", "count_new", "flip")
-        assert got[name].dtype == (np.int64 if discrete else np.float64), name
-    np.testing.assert_allclose(got["p"], special.expit(got["b"]), rtol=1e-12)
-    margins = [(name, i) for name, ref in want.items() for i in np.ndindex(ref.shape[1:])]
-    for name, i in margins:
-        pvalue = stats.ks_2samp(got[name][(slice(None), *i)], want[name][(slice(None), *i)]).pvalue
-        assert pvalue > 1e-3 / len(margins), (name, i, pvalue)
 
 
 #: Every distribution row and parameterization as a generated quantity with constant arguments.

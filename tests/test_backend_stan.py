@@ -682,11 +682,6 @@ PREDICTIVE_FIT = FitConfig(chains=2, warmup=300, draws=300, seed=11, progress=Fa
 
 
 @pytest.fixture(scope="module")
-def predictive():
-    return load_spec(PREDICTIVE)
-
-
-@pytest.fixture(scope="module")
 def predictive_program(backend, predictive) -> str:
     return backend.emit(predictive)
 
@@ -883,54 +878,6 @@ def test_predictive_fit_draws_generated_quantities_per_posterior_draw(backend, p
         z = z.ravel()
         assert abs(z.mean()) < 4 / np.sqrt(z.size), name
         assert abs(z.var() - 1) < 0.15, (name, z.var())
-
-
-def simulate_predictive(model, n_draws: int, seed: int) -> dict[str, np.ndarray]:
-    """The predictive spec's prior predictive distribution, by NumPy, independently of Stan."""
-    rng = np.random.default_rng(seed)
-    n, x = model.datum("n").value, model.datum("x").value
-    mu = rng.normal(0, 1, n_draws)
-    sigma = np.abs(rng.normal(0, 1, n_draws))
-    b = rng.normal(mu[:, None], sigma[:, None], (n_draws, 3))
-    p = expit(b)
-    r = rng.binomial(n, p)
-    y = rng.normal(b[:, :, None] + x, sigma[:, None, None], (n_draws, 3, 4))
-    b_new = rng.normal(mu, sigma)
-    r_rep = rng.binomial(n, p)
-    y_new = rng.normal(b_new[:, None] + x, sigma[:, None], (n_draws, 4))
-    count_new = rng.poisson(np.exp(b_new))
-    flip = rng.binomial(1, p)
-    return {"mu": mu, "sigma": sigma, "b": b, "p": p, "b_new": b_new, "r_rep": r_rep,
-            "y_new": y_new, "count_new": count_new, "flip": flip, "r": r, "y": y}
-
-
-@pytest.mark.slow
-def test_prior_predictive_matches_an_independent_simulation(predictive, predictive_prior):
-    got = predictive_prior
-    assert list(got) == [*(s.name for s in predictive.recorded), *predictive.observed_names]
-    want = simulate_predictive(predictive, 4000, 12)
-    for name, values in got.items():
-        assert values.shape == (2000, *want[name].shape[1:]), name
-        assert np.isfinite(values).all(), name
-        discrete = name in ("r_rep", "count_new", "flip", "r")
-        assert values.dtype == (np.int64 if discrete else np.float64), name
-    np.testing.assert_allclose(got["p"], expit(got["b"]), rtol=1e-6)
-    x = predictive.datum("x").value
-
-    def joint(q):  # margins that depend on how variables are drawn from one another
-        return {"y|b": (q["y"] - q["b"][:, :, None] - x) / q["sigma"][:, None, None],
-                "y_new|b_new": (q["y_new"] - q["b_new"][:, None] - x) / q["sigma"][:, None],
-                "r-r_rep": q["r"] - q["r_rep"], "b-mu": q["b"] - q["mu"][:, None]}
-
-    margins = {}
-    for source, sample in (("stan", {**got, **joint(got)}), ("numpy", {**want, **joint(want)})):
-        for name, values in sample.items():
-            flat = values.reshape(len(values), -1)
-            for j in range(flat.shape[1]):
-                margins.setdefault(f"{name}[{j}]", {})[source] = flat[:, j]
-    alpha = 1e-3 / len(margins)
-    pvalues = {k: stats.ks_2samp(v["stan"], v["numpy"]).pvalue for k, v in margins.items()}
-    assert min(pvalues.values()) > alpha, sorted(pvalues.items(), key=lambda kv: kv[1])[:5]
 
 
 @pytest.mark.slow

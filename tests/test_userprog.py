@@ -311,3 +311,24 @@ def test_an_engine_limit_stays_an_engine_error(rats):
     with pytest.raises(EngineError, match="at least 1 warmup"):
         crossppl.fit_program(rats, PYMC_PORT, engine="nutpie", chains=1, warmup=0, draws=10,
                              progress=False)
+
+
+def test_a_hand_written_program_runs_with_its_own_seed(monkeypatch, rats):
+    """A port doing what the generated program does, in the same order, would reproduce its
+    draws exactly with the same seed: compare gives each hand-written program its own."""
+    import crossppl.runner
+    from crossppl.comparison import compare, program_seed
+    from crossppl.runner import FitOutcome
+
+    seeds = {}
+
+    def fake_run_fits(jobs, **_):
+        seeds.update({job.name: job.kwargs["seed"] for job in jobs})
+        return {job.name: FitOutcome(job.name, error="not run") for job in jobs}
+
+    monkeypatch.setattr(crossppl.runner, "run_fits", fake_run_fits)
+    port = str(PORTS / "rats_numpyro.py") + ":model"
+    result = compare(rats, backends=["numpyro"], programs=[f"numpyro={port}"], seed=5)
+    assert result.verdict.kind == "inconclusive"
+    assert seeds == {"numpyro": 5, "rats_numpyro": program_seed(5, 0)}
+    assert len({program_seed(5, i) for i in range(3)} | {5}) == 4
