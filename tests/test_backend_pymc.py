@@ -697,57 +697,6 @@ def test_emitted_module_with_generated_quantities_runs_as_a_script(tmp_path,
         assert name in predictive, out.stdout
 
 
-#: One generated quantity per (row, parameterization), with its distribution in SciPy.
-GENERATED_ROWS = {
-    "normal(1, 2)": stats.norm(1, 2),
-    "normal(1, tau=4)": stats.norm(1, 0.5),
-    "half_normal(2)": stats.halfnorm(scale=2),
-    "half_normal(tau=4)": stats.halfnorm(scale=0.5),
-    "student_t(3, 1, 2)": stats.t(3, 1, 2),
-    "student_t(3, 1, tau=4)": stats.t(3, 1, 0.5),
-    "cauchy(1, 2)": stats.cauchy(1, 2),
-    "half_cauchy(2)": stats.halfcauchy(scale=2),
-    "lognormal(0.5, 0.5)": stats.lognorm(0.5, scale=np.exp(0.5)),
-    "lognormal(0.5, tau=4)": stats.lognorm(0.5, scale=np.exp(0.5)),
-    "exponential(2)": stats.expon(scale=0.5),
-    "exponential(scale=2)": stats.expon(scale=2),
-    "gamma(2, 3)": stats.gamma(2, scale=1 / 3),
-    "gamma(2, scale=3)": stats.gamma(2, scale=3),
-    "inverse_gamma(3, 2)": stats.invgamma(3, scale=2),
-    "beta(2, 3)": stats.beta(2, 3),
-    "uniform(-1, 2)": stats.uniform(-1, 3),
-    "bernoulli(0.3)": stats.bernoulli(0.3),
-    "bernoulli(logit_p=0.5)": stats.bernoulli(expit(0.5)),
-    "binomial(7, 0.3)": stats.binom(7, 0.3),
-    "binomial(7, logit_p=0.5)": stats.binom(7, expit(0.5)),
-    "poisson(3)": stats.poisson(3),
-    "poisson(log_rate=1.2)": stats.poisson(np.exp(1.2)),
-}
-
-
-def test_every_row_can_be_a_generated_quantity(backend):
-    rows = "\n".join(f'g{i} = "{text}"' for i, text in enumerate(GENERATED_ROWS))
-    model = parse_spec(textwrap.dedent("""
-        [model]
-        name = "generated_rows"
-        [data]
-        y = { value = 0.5 }
-        [parameters]
-        a = "normal(0, 1)"
-        [observed]
-        y = "normal(a, 1)"
-        [generated]
-    """) + rows)
-    keys = {(g.dist.name, g.dist.parameterization) for g in model.generated}
-    assert keys == TABLE_KEYS
-    got = backend.prior_predictive(model, 2000, seed=21)
-    threshold = 1e-3 / len(GENERATED_ROWS)
-    for i, (text, dist) in enumerate(GENERATED_ROWS.items()):
-        assert got[f"g{i}"].shape == (2000,), text
-        want = dist.rvs(2000, random_state=np.random.default_rng(i))
-        assert stats.ks_2samp(got[f"g{i}"], want, method="asymp").pvalue > threshold, text
-
-
 def test_prior_draws_a_discrete_distribution_refuses_are_nan(backend, capfd):
     """NumPy cannot draw a Poisson of rate exp(b) for a vague b: those draws are NaN (as Stan
     writes them), the others are kept, and nothing is printed or raised."""
