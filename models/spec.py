@@ -547,12 +547,7 @@ class _SpecParser:
         if not section:
             raise self.error("no likelihood: add at least one entry under [observed]",
                              "observed")
-        symbols: dict[str, Symbol] = {
-            d.name: Symbol(Role.DATA, d.dims, d.kind != "real", d.indexes) for d in data.values()
-        }
-        for s in statements:
-            role = Role.PARAM if isinstance(s, ParamDecl) else Role.DERIVED
-            symbols[s.name] = Symbol(role, s.dims)
+        symbols = _model_symbols(data, statements)
         out = []
         seen = set()
         for key, value in section.items():
@@ -586,12 +581,7 @@ class _SpecParser:
     ) -> tuple[GeneratedDecl, ...]:
         """Posterior-predictive draws; each may use data, parameters, derived quantities and
         the generated quantities written above it."""
-        symbols: dict[str, Symbol] = {
-            d.name: Symbol(Role.DATA, d.dims, d.kind != "real", d.indexes) for d in data.values()
-        }
-        for s in statements:
-            role = Role.PARAM if isinstance(s, ParamDecl) else Role.DERIVED
-            symbols[s.name] = Symbol(role, s.dims)
+        symbols = _model_symbols(data, statements)
         out = []
         for key, value in section.items():
             name, dims = self.split_key(key, "generated")
@@ -645,6 +635,19 @@ class _SpecParser:
                 f"{decl.name} holds {bad} of {dist.name}; fix the data or the distribution",
                 file=scope.file, entry=scope.entry, line=scope.line,
             )
+
+
+def _model_symbols(
+    data: Mapping[str, DataDecl], statements: tuple[Statement, ...]
+) -> dict[str, Symbol]:
+    """The names a likelihood or a generated quantity may use: data, parameters, derived."""
+    symbols: dict[str, Symbol] = {
+        d.name: Symbol(Role.DATA, d.dims, d.kind != "real", d.indexes) for d in data.values()
+    }
+    for s in statements:
+        role = Role.PARAM if isinstance(s, ParamDecl) else Role.DERIVED
+        symbols[s.name] = Symbol(role, s.dims)
+    return symbols
 
 
 def _short(text: object, quote: bool = False, limit: int = 60) -> str:
