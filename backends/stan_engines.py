@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -388,12 +389,13 @@ class PyStanEngine:
 
         model_name = httpstan.models.calculate_model_name(program)
         start = time.perf_counter()
-        resp = await client.post(f"/{model_name}/params", json={"data": data})
-        cached = resp.status != 404
-        if not cached and progress:
-            sys.stderr.write("Stan (pystan): compiling the program (about a minute, once)...\n")
-            sys.stderr.flush()
-        resp = await client.post("/models", json={"program_code": program})
+        async with _build_lock(model_name):
+            resp = await client.post(f"/{model_name}/params", json={"data": data})
+            cached = resp.status != 404
+            if not cached and progress:
+                sys.stderr.write("Stan (pystan): compiling the program (about a minute, once)...\n")
+                sys.stderr.flush()
+            resp = await client.post("/models", json={"program_code": program})
         if resp.status != 201:
             text = _error_text(resp.content)
             if re.match(r"(Semantic|Syntax) error", text):
@@ -621,6 +623,21 @@ class PyStanEngine:
             except RuntimeError as exc:
                 raise self.error(f"log density at point {i}: {exc}") from None
         return out
+
+
+@contextlib.asynccontextmanager
+async def _build_lock(model_name: str):
+    """Hold an exclusive lock on building ``model_name`` (httpstan's ``models/<id>``): httpstan
+    builds in a folder it empties first, so two processes building the same program at once
+    (two crossppl commands, a test suite's parallel jobs) would break each other's build. The
+    second waits, then finds the program in httpstan's cache."""
+    path = cache_dir("stan") / f"pystan-{model_name.replace('/', '-')}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _stan_label(label: str) -> str:

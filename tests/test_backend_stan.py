@@ -438,6 +438,37 @@ def test_same_seed_same_draws_without_recompiling(backend, rats, rats_program, r
     assert not np.array_equal(other.posterior["alpha"], again.posterior["alpha"])
 
 
+@pytest.mark.slow
+def test_a_build_waits_for_another_process_building_the_same_program(rats, rats_program,
+                                                                     rats_fit):
+    """httpstan empties a program's build folder before building it, so builds of one program
+    are serialized by a lock file; here the test holds it, as another process would."""
+    import fcntl
+    import os
+    import threading
+
+    import httpstan.models
+    from crossppl.backends.stan import stan_data
+    from crossppl.backends.stan_engines import PyStanEngine
+    from crossppl.config import cache_dir
+
+    name = httpstan.models.calculate_model_name(rats_program)
+    lock = cache_dir("stan") / f"pystan-{name.replace('/', '-')}.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    built = []
+    worker = threading.Thread(
+        target=lambda: built.append(PyStanEngine().build(rats_program, stan_data(rats))))
+    try:
+        worker.start()
+        worker.join(timeout=3)
+        assert worker.is_alive() and not built  # waiting for the lock
+    finally:
+        os.close(fd)
+    worker.join(timeout=120)
+    assert built and built[0].cached  # then found in the cache, not rebuilt
+
+
 def _asdict(config: FitConfig) -> dict:
     return {k: getattr(config, k) for k in config.__dataclass_fields__}
 
