@@ -450,6 +450,7 @@ def test_a_build_waits_for_another_process_building_the_same_program(rats, rats_
     import httpstan.models
     from crossppl.backends.stan import stan_data
     from crossppl.backends.stan_engines import PyStanEngine
+
     from crossppl.config import cache_dir
 
     name = httpstan.models.calculate_model_name(rats_program)
