@@ -45,6 +45,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -395,9 +396,14 @@ class PyStanEngine:
             if not cached and progress:
                 sys.stderr.write("Stan (pystan): compiling the program (about a minute, once)...\n")
                 sys.stderr.flush()
-            resp = await client.post("/models", json={"program_code": program})
+            with _compiler_output_captured(not cached) as compiler_output:
+                resp = await client.post("/models", json={"program_code": program})
+                output = compiler_output() if resp.status != 201 else ""
         if resp.status != 201:
             text = _error_text(resp.content)
+            if output.strip():
+                text += "\ncompiler output (last lines):\n" + "\n".join(
+                    output.strip().splitlines()[-20:])
             if re.match(r"(Semantic|Syntax) error", text):
                 raise self.error(f"stanc rejected {_stan_label(label)}:\n{text}")
             raise self.error(
@@ -623,6 +629,26 @@ class PyStanEngine:
             except RuntimeError as exc:
                 raise self.error(f"log density at point {i}: {exc}") from None
         return out
+
+
+@contextlib.contextmanager
+def _compiler_output_captured(active: bool = True) -> Iterator[Callable[[], str]]:
+    """Send file descriptor 2 to a scratch file while g++ builds a program; yields a function
+    that returns what was written there. httpstan captures the compiler's output itself only
+    when ``sys.stderr`` has a working ``fileno()``; where it has none (a notebook, a test's
+    capture) the compiler's warnings, pages of them for Stan's headers, reached the terminal."""
+    if not active:
+        yield lambda: ""
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lambda: (sink.seek(0), sink.read().decode(errors="replace"))[1]
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 @contextlib.asynccontextmanager

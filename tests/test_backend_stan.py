@@ -470,6 +470,24 @@ def test_a_build_waits_for_another_process_building_the_same_program(rats, rats_
     assert built and built[0].cached  # then found in the cache, not rebuilt
 
 
+@pytest.mark.slow
+def test_a_first_build_prints_nothing(capfd):
+    """g++ writes pages of warnings for Stan's headers; httpstan hides them only when
+    sys.stderr has a file descriptor, which it has not under capfd (nor in some notebooks).
+    The program is removed from httpstan's cache first, so this is always a real build."""
+    import httpstan.cache
+    import httpstan.models
+    from crossppl.backends.stan_engines import PyStanEngine
+
+    program = ("// crossppl: the first-build test\n"
+               "parameters { real x; }\nmodel { x ~ std_normal(); }\n")
+    httpstan.cache.delete_model_directory(httpstan.models.calculate_model_name(program))
+    capfd.readouterr()
+    built = PyStanEngine().build(program, {})
+    assert not built.cached
+    assert capfd.readouterr() == ("", "")
+
+
 def _asdict(config: FitConfig) -> dict:
     return {k: getattr(config, k) for k in config.__dataclass_fields__}
 
