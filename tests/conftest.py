@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from crossppl.models import bundled_specs
 
 #: Every backend of crossppl; conformance tests are parametrized over these.
 BACKENDS = ("stan", "pymc", "numpyro")
@@ -21,6 +22,12 @@ os.environ.setdefault("CROSSPPL_CACHE_DIR", str(REPO / ".cache"))
 @pytest.fixture(params=BACKENDS)
 def backend_name(request) -> str:
     """Each backend in turn."""
+    return request.param
+
+
+@pytest.fixture(params=tuple(bundled_specs()))
+def zoo_model(request) -> str:
+    """Each bundled model in turn, by name (the zoo's conformance suite runs over these)."""
     return request.param
 
 
