@@ -24,11 +24,12 @@ PyStan
     httpstan caches every compiled program by a hash of its text in its own cache folder
     (``httpstan.cache.cache_directory()``, i.e. ``~/.cache/httpstan/<version>`` or under
     ``$XDG_CACHE_HOME``), which httpstan offers no option to move; a second fit of the same program
-    does not recompile. httpstan's key also holds ``sys.executable`` as spelled, so
-    ``.venv/bin/python`` and ``.venv/bin/python3`` (the interpreter pytest's script names) each
-    compile a program once. httpstan also keeps every fit made with a seed; this engine deletes each
-    fit once its draws are read, so that the cache does not grow with every run and every run
-    really samples.
+    does not recompile. httpstan's key also holds ``sys.executable`` as spelled; inside a virtual
+    environment this engine calls httpstan with ``<venv>/bin/python`` as that spelling
+    (:func:`_stable_executable`), so the ``crossppl`` script (``.venv/bin/python3``), ``python -m``
+    and pytest share one build per program. httpstan also keeps every fit made with a seed; this
+    engine deletes each fit once its draws are read, so that the cache does not grow with every
+    run and every run really samples.
 CmdStanPy
     The program is written to ``crossppl.config.cache_dir("stan")`` under a name holding its hash;
     CmdStanPy compiles the executable next to it and reuses it while it is newer than the file.
@@ -328,11 +329,30 @@ def _loop_blocks_asyncio_run() -> bool:
     return not getattr(loop, "_nest_patched", False)
 
 
+@contextlib.contextmanager
+def _stable_executable() -> Iterator[None]:
+    """Within a virtual environment, let ``sys.executable`` read ``<venv>/bin/python`` while
+    httpstan runs: its build cache key holds the interpreter's path as spelled, and the same
+    interpreter is spelled ``.venv/bin/python3`` by console scripts and ``.venv/bin/python`` by
+    ``python -m``, which compiled every program twice."""
+    canonical = os.path.join(sys.prefix, "bin", "python")
+    same = (sys.prefix != sys.base_prefix and os.path.exists(canonical)
+            and os.path.realpath(canonical) == os.path.realpath(sys.executable))
+    if not same or sys.executable == canonical:
+        yield
+        return
+    saved, sys.executable = sys.executable, canonical
+    try:
+        yield
+    finally:
+        sys.executable = saved
+
+
 def _run(make_coro):
     """Run the coroutine ``make_coro()`` to completion; inside a running event loop (Jupyter) in a
     worker thread with its own loop. Only for calls that need no autodiff in this process (see
     :meth:`PyStanEngine.log_density`); sampling itself runs in httpstan's worker processes."""
-    with _quiet_pystan():
+    with _quiet_pystan(), _stable_executable():
         if not _loop_blocks_asyncio_run():
             return asyncio.run(make_coro())
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -341,7 +361,7 @@ def _run(make_coro):
 
 def _call(function, *args, **kwargs):
     """Call a PyStan method (which runs its own event loop) quietly."""
-    with _quiet_pystan():
+    with _quiet_pystan(), _stable_executable():
         return function(*args, **kwargs)
 
 

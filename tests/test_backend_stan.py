@@ -958,3 +958,27 @@ def test_prior_predictive_draws_stan_cannot_compute_are_nan_and_silent(backend, 
     assert (out["tau"][~failed] > 0).all()
     assert any(f"could not compute {failed.sum()} of 200" in r.getMessage()
                for r in caplog.records)
+
+
+def test_one_build_key_for_every_spelling_of_the_venv_s_interpreter(monkeypatch):
+    """`crossppl` (a console script: .venv/bin/python3) and `python -m` (.venv/bin/python) are
+    one interpreter; httpstan keys its builds on the spelling, crossppl gives it one."""
+    import os
+    import sys
+
+    import httpstan.models
+    from crossppl.backends.stan_engines import _stable_executable
+
+    bindir = os.path.join(sys.prefix, "bin")
+    spellings = [os.path.join(bindir, n) for n in ("python", "python3") if
+                 os.path.exists(os.path.join(bindir, n))]
+    if sys.prefix == sys.base_prefix or len(spellings) < 2:
+        pytest.skip("needs a virtual environment with bin/python and bin/python3")
+    names, raw = set(), set()
+    for spelling in spellings:
+        monkeypatch.setattr(sys, "executable", spelling)
+        raw.add(httpstan.models.calculate_model_name("model { }"))
+        with _stable_executable():
+            names.add(httpstan.models.calculate_model_name("model { }"))
+        assert sys.executable == spelling  # restored
+    assert len(raw) == 2 and len(names) == 1
