@@ -17,9 +17,9 @@ mechanism, the log-density check (no sampling needed) and/or the agreement tests
 parameter / statistic). A port whose own fit fails the diagnostics gate is left out of the
 agreement tests, so for such ports only the density check can give "mismatch" (the table shows
 both counts, and which fits failed the gate). By default (``--power-mode auto``: compare) each
-port is one ``compare("rats", backends=["numpyro"], programs=[port])`` call, which fits both
-programs with the same seed (a correct port with the generated program's site order then gives
-the very same draws: a vacuous control). ``--power-mode manual`` mirrors
+port is one ``compare("rats", backends=["numpyro"], programs=[port])`` call, which fits the
+port with a seed of its own (``compare`` gives every hand-written program one, so a correct port
+with the generated program's site order is an honest control). ``--power-mode manual`` mirrors
 ``crossppl/comparison.py`` step by step (``crossppl.api.fit`` / ``fit_program``,
 ``summarize`` / ``pairwise_tests`` / ``check_density`` / ``decide``) with ONE generated fit per
 replication shared by all ports and a different seed for the ports: half the fits, and an
