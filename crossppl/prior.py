@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crossppl.config import FitConfig
 from crossppl.errors import ConfigError
 from crossppl.models import Model
 
@@ -84,6 +85,9 @@ def compare_prior(
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha must be strictly between 0 and 1, found {alpha!r}",
                           entry="alpha")
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise ConfigError(f"draws must be an integer >= 1, found {draws!r}", entry="draws")
+    FitConfig(seed=seed)  # validates the seed before any process starts
     model = load_spec(spec)
     names = list(backends) if backends is not None else list(BACKENDS)
     for name in names:
