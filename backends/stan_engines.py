@@ -663,9 +663,14 @@ def _compiler_output_captured(active: bool = True) -> Iterator[Callable[[], str]
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as sink:
+
+        def captured() -> str:
+            sink.seek(0)
+            return sink.read().decode(errors="replace")
+
         os.dup2(sink.fileno(), 2)
         try:
-            yield lambda: (sink.seek(0), sink.read().decode(errors="replace"))[1]
+            yield captured
         finally:
             os.dup2(saved, 2)
             os.close(saved)

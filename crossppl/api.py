@@ -7,7 +7,6 @@ import tempfile
 from pathlib import Path
 
 from crossppl.config import FitConfig
-from crossppl.errors import ConfigError
 from crossppl.models import Model, bundled_specs
 from crossppl.models import load_spec as _load_spec
 
@@ -125,9 +124,7 @@ def prior_predictive(
     from crossppl.backends import get_backend
     from crossppl.backends.base import prior_to_inference_data
 
-    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-        raise ConfigError(f"draws must be an integer >= 1, found {draws!r}", entry="draws")
-    FitConfig(seed=seed)  # validates the seed
+    FitConfig(draws=draws, seed=seed)  # validates both (same rules as a fit), before any work
     model = load_spec(spec)
     impl = get_backend(backend)
     arrays = impl.prior_predictive(model, draws, seed)

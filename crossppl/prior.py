@@ -85,9 +85,7 @@ def compare_prior(
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha must be strictly between 0 and 1, found {alpha!r}",
                           entry="alpha")
-    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-        raise ConfigError(f"draws must be an integer >= 1, found {draws!r}", entry="draws")
-    FitConfig(seed=seed)  # validates the seed before any process starts
+    FitConfig(draws=draws, seed=seed)  # validates both (same rules as a fit), before any work
     model = load_spec(spec)
     names = list(backends) if backends is not None else list(BACKENDS)
     for name in names:
