@@ -249,8 +249,15 @@ def _literal_for_docstring(text: str) -> str:
 
 
 def _py_string(text: str | None) -> str:
-    """A double-quoted Python literal of ``text`` (JSON escapes are valid Python ones)."""
-    return "None" if text is None else json.dumps(text, ensure_ascii=False)
+    """A double-quoted Python literal of ``text`` (JSON escapes are valid Python ones); all
+    ASCII where ``text`` is not UTF-8 text (a path with undecodable bytes, as surrogates)."""
+    if text is None:
+        return "None"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(text)
+    return json.dumps(text, ensure_ascii=False)
 
 
 def spec_reference(model: Model) -> str | None:

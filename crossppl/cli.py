@@ -290,8 +290,30 @@ COMMANDS = {"list": _cmd_list, "emit": _cmd_emit, "fit": _cmd_fit, "compare": _c
             "prior": _cmd_prior}
 
 
+def _show_spec_warnings() -> None:
+    """Print crossppl's own warnings (:class:`~crossppl.errors.SpecWarning`) as one line,
+    ``crossppl: warning: ...``, without Python's source line; others as before."""
+    import warnings
+
+    from crossppl.errors import SpecWarning
+
+    previous = warnings.showwarning
+    if getattr(previous, "crossppl", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, SpecWarning):
+            print(f"crossppl: warning: {message}", file=file or sys.stderr, flush=True)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    show.crossppl = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    _show_spec_warnings()
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

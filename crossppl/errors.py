@@ -5,6 +5,7 @@ Two families, kept apart on purpose (as ibis does):
 * user errors (:class:`SpecError`, :class:`DataError`, :class:`ConfigError`): the input is wrong;
   the message names the file, the entry, what was found and the fix. The CLI prints them without
   a traceback and exits with code 2.
+* :class:`SpecWarning`: the spec parses but is likely wrong; the CLI prints it as one line.
 * translation and engine errors: :class:`NotYetTranslated` means crossppl has no rule for a
   construct in a backend (our gap); :class:`EngineError` means the PPL engine itself failed or
   cannot do what was asked (their limit).
@@ -19,6 +20,7 @@ __all__ = [
     "EngineError",
     "NotYetTranslated",
     "SpecError",
+    "SpecWarning",
     "UserInputError",
 ]
 
@@ -62,7 +64,7 @@ class UserInputError(CrossPPLError):
             where = str(self.file)
             if self.line:
                 where += f":{self.line}"
-        if self.entry:
+        if self.entry and not self.message.startswith(f"{self.entry} "):  # "draws must be ..."
             where = f"{where}: {self.entry}" if where else self.entry
         return f"{where}: {self.message}" if where else self.message
 
@@ -77,6 +79,11 @@ class DataError(UserInputError):
 
 class ConfigError(UserInputError):
     """A fit option (chains, draws, seed, ...) has an invalid value."""
+
+
+class SpecWarning(UserWarning):
+    """A spec parses but is likely wrong (e.g. a scale whose distribution can be negative); the
+    message names the file, the entry, what was found and the fix."""
 
 
 class NotYetTranslated(CrossPPLError):

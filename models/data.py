@@ -46,12 +46,16 @@ def resolve_data_path(name: object, spec_dir: Path, file: str, entry: str) -> Pa
             file=file,
             entry=entry,
         )
+    not_a_file = None
     for root in (spec_dir, bundled_data_dir()):
         try:
             candidate = (root / rel).resolve()
             inside = candidate.is_relative_to(root.resolve())
             if inside and candidate.is_file():
                 return candidate
+            if inside and not_a_file is None and candidate.exists():
+                not_a_file = "is a folder, not a file" if candidate.is_dir() else (
+                    "is not a regular file (it is a FIFO, socket or device)")
             outside = not inside and candidate.exists()
         except (OSError, RuntimeError) as exc:  # name too long, symlink loop, no permission...
             reason = getattr(exc, "strerror", None) or str(exc)
@@ -67,6 +71,13 @@ def resolve_data_path(name: object, spec_dir: Path, file: str, entry: str) -> Pa
                 file=file,
                 entry=entry,
             )
+    if not_a_file:
+        raise SpecError(
+            f"data file {name!r:.80} {not_a_file}; give the path of a .json file holding the "
+            "data",
+            file=file,
+            entry=entry,
+        )
     raise SpecError(
         f"data file {name!r:.80} not found next to the spec ({spec_dir}) nor among crossppl's "
         "bundled data; check the name",
@@ -90,7 +101,7 @@ def read_data_file(path: Path) -> Mapping[str, object]:
             file=str(path),
         )
     try:
-        content = json.loads(path.read_text(encoding="utf-8"))
+        content = json.loads(path.read_text(encoding="utf-8-sig"))  # with or without a BOM
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: 4300+ digits
         raise DataError(f"not valid JSON: {exc}", file=str(path)) from None
     if not isinstance(content, dict):

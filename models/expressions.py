@@ -322,7 +322,7 @@ class _Builder:
         if name in FUNCTIONS or name in DISTRIBUTIONS:
             raise scope.error(f"{name!r} is a function; call it, e.g. {name}(x)")
         close = difflib.get_close_matches(name, list(scope.symbols), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = f"; did you mean {close[0]!r}?" if close else "."
         raise scope.error(
             f"unknown name {name!r:.60}{hint} Declare it under [data], [parameters] or [derived]"
         )

