@@ -782,3 +782,15 @@ def test_cli_prints_a_spec_warning_once_on_one_line(tmp_path, capsys):
                    "must be > 0, but sigma has a distribution with real support, so it can be "
                    "negative; give it a positive one (half_normal, gamma, exponential, ...) or "
                    "write exp(sigma)\n")
+
+
+@pytest.mark.parametrize("name", ["description_nul", "dim_named_draw", "data_file_folder"])
+def test_cli_refuses_bad_input_before_any_backend(name, capsys):
+    # once an "engine failed" (exit 3) or a crash after sampling: now exit 2 at parse time
+    from crossppl.cli import main
+
+    path = Path(__file__).parent / "fixtures" / "specs" / "hostile" / f"{name}.toml"
+    assert main(["emit", str(path), "--backend", "pymc"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"crossppl: error: {path}") and captured.err.count("\n") == 1
