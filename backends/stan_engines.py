@@ -1,4 +1,4 @@
-"""Engines that fit a Stan program: PyStan (httpstan, in-process) and CmdStanPy.
+"""Engines that fit a Stan program: PyStan (httpstan, in a Stan host process) and CmdStanPy.
 
 Both run Stan's default NUTS (``hmc_nuts_diag_e_adapt``) under one :class:`FitConfig` and return
 :class:`~crossppl.backends.base.Draws` keyed by the PROGRAM's names: every parameter, transformed
@@ -18,18 +18,36 @@ Both also run a program's ``generated quantities`` alone with Stan's ``fixed_par
 (``fixed_param``, for prior predictive draws); a draw Stan cannot compute is NaN and its
 message is counted (:func:`count_failed_draws`), not printed.
 
+The Stan host
+-------------
+PyStan's engine does all of httpstan's work (building, sampling, ``fixed_param``, log
+densities) in a Stan host (:class:`_StanHost`): a fresh interpreter started for each call by
+:mod:`subprocess` (never a fork: httpstan's sampler pool forks, and forking a process that has
+imported JAX can deadlock), in a session of its own, working in a scratch folder of its own in
+the temporary folder (a cold build writes ``./build/temp.*`` relative to its working directory).
+When the call returns or raises, or the caller gets KeyboardInterrupt or SystemExit, the host's
+whole process group (httpstan's pool included) gets SIGTERM, then SIGKILL after
+:data:`HOST_GRACE` seconds, and the scratch folder is removed; a host whose caller was killed
+outright stops itself. The calling process never imports httpstan. Errors cross back intact
+(:class:`~crossppl.errors.EngineError` pickles), reduced to the last meaningful lines of
+httpstan's message (:func:`_error_text`: never its Python traceback); a progress display is
+written by the host to standard error.
+
 Caches
 ------
 PyStan
-    httpstan caches every compiled program by a hash of its text in its own cache folder
+    httpstan caches every compiled program in its own cache folder
     (``httpstan.cache.cache_directory()``, i.e. ``~/.cache/httpstan/<version>`` or under
     ``$XDG_CACHE_HOME``), which httpstan offers no option to move; a second fit of the same program
-    does not recompile. httpstan's key also holds ``sys.executable`` as spelled; inside a virtual
-    environment this engine calls httpstan with ``<venv>/bin/python`` as that spelling
-    (:func:`_stable_executable`), so the ``crossppl`` script (``.venv/bin/python3``), ``python -m``
-    and pytest share one build per program. httpstan also keeps every fit made with a seed; this
-    engine deletes each fit once its draws are read, so that the cache does not grow with every
-    run and every run really samples.
+    does not recompile. The cache key (httpstan's model name) is a hash of the program's text
+    and of the interpreter's path as spelled (the host's ``sys.executable``). The host computes
+    it once per call, and every later request of the call uses the name the server answered
+    with; nothing in this process depends on how its own interpreter was spelled. The host is
+    started as ``<prefix>/bin/python`` whenever that is this interpreter (:func:`host_python`),
+    so the ``crossppl`` console script (``.venv/bin/python3``), ``python -m`` and pytest share
+    one build per program. httpstan also keeps every fit made with a seed; this engine deletes
+    each fit once its draws are read, so that the cache does not grow with every run and every
+    run really samples.
 CmdStanPy
     The program is written to ``crossppl.config.cache_dir("stan")`` under a name holding its hash;
     CmdStanPy compiles the executable next to it and reuses it while it is newer than the file.
@@ -37,17 +55,23 @@ CmdStanPy
 
 from __future__ import annotations
 
+import ast
 import asyncio
-import concurrent.futures
 import contextlib
 import fcntl
 import json
 import logging
 import os
+import pickle
 import re
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +81,7 @@ import numpy as np
 from crossppl.models.ir import Model
 
 from crossppl.config import FitConfig, cache_dir
-from crossppl.errors import EngineError
+from crossppl.errors import CrossPPLError, EngineError
 
 from .base import Draws, program_hash
 
@@ -72,6 +96,7 @@ __all__ = [
     "count_failed_draws",
     "count_messages",
     "get_engine",
+    "host_python",
     "pystan_fit_args",
     "stanc",
     "stanc_info",
@@ -222,17 +247,23 @@ def _strip_paths(text: str) -> str:
     return re.sub(r" in '[^']*\.stan', line", " at line", text).strip()
 
 
+def _stanc_binary() -> Path:
+    """The stanc bundled with httpstan, found without importing httpstan."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("httpstan")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("No module named 'httpstan'", name="httpstan")
+    return Path(next(iter(spec.submodule_search_locations))) / "stanc"
+
+
 def stanc(program: str, timeout: float = 60) -> str:
     """Check ``program`` with stanc (the one bundled with httpstan, run with the same
     ``--warn-pedantic`` flag httpstan uses) and return its warnings; no C++ is built.
 
     Raises :class:`EngineError` with stanc's message if the program is rejected.
     """
-    import importlib.resources
-    import subprocess
-    import tempfile
-
-    binary = importlib.resources.files("httpstan") / "stanc"
+    binary = _stanc_binary()
     with tempfile.TemporaryDirectory(prefix="crossppl_stanc_") as tmp:
         path = Path(tmp) / "program.stan"
         path.write_text(program, encoding="utf-8")
@@ -265,10 +296,7 @@ def stanc_info(path: str | Path, timeout: float = 60) -> dict[str, Any]:
     Raises :class:`StancError` with stanc's message (which names the file and line) if the
     program does not parse or type-check.
     """
-    import importlib.resources
-    import subprocess
-
-    binary = importlib.resources.files("httpstan") / "stanc"
+    binary = _stanc_binary()
     path = Path(path)
     done = subprocess.run(
         [str(binary), "--info", f"--include-paths={path.parent}", str(path)],
@@ -311,70 +339,61 @@ def _quiet_pystan() -> Iterator[None]:
         yield
 
 
-def _pystan():
-    """PyStan's httpstan client class (imported quietly)."""
+def _pystan_client():
+    """PyStan's httpstan client class (imported quietly); only the Stan host imports it."""
     with _quiet_pystan():
-        import stan.model  # noqa: F401
         from stan.common import HttpstanClient
     return HttpstanClient
 
 
-def _loop_blocks_asyncio_run() -> bool:
-    """Whether this thread runs an event loop (e.g. Jupyter's) that ``asyncio.run`` cannot nest
-    in; a loop patched by ``nest_asyncio`` (PyStan's advice for Jupyter) can."""
+#: httpstan appends ``traceback: `[...]``` (Python's whole traceback, one line) to its errors.
+_HTTPSTAN_TRACEBACK = re.compile(r",?\s*traceback:\s*`\[.*\]`\s*$", re.S)
+#: The ``repr`` of the exception an httpstan error quotes: ```ValueError('...')```.
+_EXCEPTION_REPR = re.compile(r"""`(\w+)\((['"])(.*)\2\)`""", re.S)
+
+
+#: Where httpstan's one-line messages (Stan's logger lines joined by spaces) break into lines.
+_SENTENCE_END = re.compile(r"(?<=[.!)])\s+(?=[A-Z])")
+_NUMBER = re.compile(r"[-+]?\d+(\.\d*)?([eE][-+]?\d+)?")
+_TRACEBACK_LINES = ("Traceback (most recent call last)", 'File "')
+
+
+def _last_lines(text: str, n: int = 20, width: int = 400) -> str:
+    """The last ``n`` meaningful lines of ``text``: one-line text is broken into its sentences;
+    blank lines, a Python traceback's lines, repeated lines and a last line that is a header
+    with nothing under it (``Rejecting initial value:``) are dropped; each line is cut to
+    ``width`` characters."""
+    text = text.strip()
+    if "\n" not in text:
+        text = _SENTENCE_END.sub("\n", text)
+    lines: list[str] = []
+    for line in (line.rstrip() for line in text.splitlines()):
+        bare = line.strip()
+        if bare and not bare.startswith(_TRACEBACK_LINES) and line not in lines:
+            lines.append(line if len(line) <= width else line[:width] + " ...")
+    if len(lines) > 1 and lines[-1].endswith(":"):
+        lines.pop()
+    return "\n".join(lines[-n:])
+
+
+def _error_text(content: bytes | str) -> str:
+    """The message of an httpstan error: the exception it quotes (``ValueError('...')`` ->
+    its message; another type keeps its name), without the Python traceback httpstan appends
+    and the temporary file names stanc quotes; its last meaningful lines."""
+    if isinstance(content, bytes):
+        content = content.decode(errors="replace")
     try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return not getattr(loop, "_nest_patched", False)
-
-
-@contextlib.contextmanager
-def _stable_executable() -> Iterator[None]:
-    """Within a virtual environment, let ``sys.executable`` read ``<venv>/bin/python`` while
-    httpstan runs: its build cache key holds the interpreter's path as spelled, and the same
-    interpreter is spelled ``.venv/bin/python3`` by console scripts and ``.venv/bin/python`` by
-    ``python -m``, which compiled every program twice."""
-    canonical = os.path.join(sys.prefix, "bin", "python")
-    same = (sys.prefix != sys.base_prefix and os.path.exists(canonical)
-            and os.path.realpath(canonical) == os.path.realpath(sys.executable))
-    if not same or sys.executable == canonical:
-        yield
-        return
-    saved, sys.executable = sys.executable, canonical
-    try:
-        yield
-    finally:
-        sys.executable = saved
-
-
-def _run(make_coro):
-    """Run the coroutine ``make_coro()`` to completion; inside a running event loop (Jupyter) in a
-    worker thread with its own loop. Only for calls that need no autodiff in this process (see
-    :meth:`PyStanEngine.log_density`); sampling itself runs in httpstan's worker processes."""
-    with _quiet_pystan(), _stable_executable():
-        if not _loop_blocks_asyncio_run():
-            return asyncio.run(make_coro())
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            return pool.submit(lambda: asyncio.run(make_coro())).result()
-
-
-def _call(function, *args, **kwargs):
-    """Call a PyStan method (which runs its own event loop) quietly."""
-    with _quiet_pystan(), _stable_executable():
-        return function(*args, **kwargs)
-
-
-def _error_text(content: bytes) -> str:
-    """The message of an httpstan error response, unwrapped from its ``ValueError('...')``."""
-    try:
-        message = json.loads(content)["message"]
+        message = str(json.loads(content)["message"])
     except (ValueError, KeyError, TypeError):
-        return content.decode(errors="replace")
-    match = re.search(r"""(?:Value|Runtime)Error\((['"])(.*?)\1\)""", message, re.S)
-    if match:
-        message = match.group(2).encode().decode("unicode_escape", errors="replace")
-    return _strip_paths(message)
+        message = content
+    message = _HTTPSTAN_TRACEBACK.sub("", message)
+    found = _EXCEPTION_REPR.search(message)
+    if found:
+        kind, quote, inner = found.groups()
+        with contextlib.suppress(ValueError, SyntaxError):
+            inner = ast.literal_eval(quote + inner + quote)
+        message = inner if kind in ("ValueError", "RuntimeError") else f"{kind}: {inner}"
+    return _last_lines(_strip_paths(message))
 
 
 @dataclass
@@ -387,8 +406,8 @@ class _Built:
 
 
 class PyStanEngine:
-    """Fits through PyStan's httpstan server, in this process; sampling runs in httpstan's process
-    pool (one process per core)."""
+    """Fits through PyStan's httpstan server, run by a Stan host process of its own for each
+    call (:class:`_StanHost`); sampling runs in httpstan's process pool inside that host."""
 
     name = "pystan"
 
@@ -404,8 +423,17 @@ class PyStanEngine:
         return EngineError("stan", self.name, message)
 
     # -- building -------------------------------------------------------------------------------
+    def build(self, program: str, data: Mapping, progress: bool = False,
+              label: str = "the program") -> _Built:
+        """Compile ``program`` (or find it in httpstan's cache) and check ``data`` against it;
+        ``label`` names the program in error messages."""
+        with _StanHost(self) as host:
+            return host.call("build", program, data, progress, label)
+
     async def _build(self, client, program: str, data: Mapping, progress: bool,
                      label: str = "the program") -> _Built:
+        """(Stan host) Build ``program``; its httpstan model name is computed here once, and
+        the name the server answers with is the one every later request uses."""
         import httpstan.models
 
         model_name = httpstan.models.calculate_model_name(program)
@@ -429,6 +457,7 @@ class PyStanEngine:
             raise self.error(
                 f"building {label} failed (is a C++ compiler installed?):\n{text}"
             )
+        model_name = resp.json()["name"]
         stanc_warnings = _strip_paths(resp.json().get("stanc_warnings") or "")
         resp = await client.post(f"/{model_name}/params", json={"data": data})
         if resp.status != 200:
@@ -436,17 +465,9 @@ class PyStanEngine:
         return _Built(model_name, list(resp.json()["params"]), time.perf_counter() - start,
                       cached, stanc_warnings)
 
-    def build(self, program: str, data: Mapping, progress: bool = False,
-              label: str = "the program") -> _Built:
-        """Compile ``program`` (or find it in httpstan's cache) and check ``data`` against it;
-        ``label`` names the program in error messages."""
-        HttpstanClient = _pystan()
-
-        async def go():
-            async with HttpstanClient() as client:
-                return await self._build(client, program, data, progress, label)
-
-        return _run(go)
+    async def _host_build(self, client, program: str, data: Mapping, progress: bool,
+                          label: str) -> _Built:
+        return await self._build(client, program, data, progress, label)
 
     # -- sampling -------------------------------------------------------------------------------
     def sample(self, program: str, data: Mapping, config: FitConfig, *, stem: str = "program",
@@ -456,19 +477,23 @@ class PyStanEngine:
         ``label`` names the program in error messages (``stem`` is for CmdStanPy's cache);
         ``check`` is called with every variable's dims once the program is built, before
         sampling (it raises to stop)."""
-        HttpstanClient = _pystan()
         show = config.show_progress
+        with _StanHost(self) as host:
+            built = host.call("build", program, data, show, label)
+            if check is not None:
+                check({p["name"]: tuple(p["dims"]) for p in built.params})
+            draws = host.call("sample", built, data, config, show)
+        warmup = draws.extra_attrs.get("stan_warmup_messages", 0)
+        sampling = draws.extra_attrs.get("stan_sampling_messages", 0)
+        if warmup or sampling:
+            log.info("Stan reported %d informational messages during warmup and %d during "
+                     "sampling (recorded in the attrs)", warmup, sampling)
+        return draws
 
-        async def go():
-            async with HttpstanClient() as client:
-                built = await self._build(client, program, data, show, label)
-                if check is not None:
-                    check({p["name"]: tuple(p["dims"]) for p in built.params})
-                start = time.perf_counter()
-                outputs = await self._sample(client, built, data, config, show)
-                return built, outputs, start
-
-        built, outputs, start = _run(go)
+    async def _host_sample(self, client, built: _Built, data: Mapping, config: FitConfig,
+                           show: bool) -> Draws:
+        start = time.perf_counter()
+        outputs = await self._sample(client, built, data, config, show)
         draws = self.to_draws(built, outputs, config)
         draws.sampling_seconds = time.perf_counter() - start
         return draws
@@ -504,7 +529,7 @@ class PyStanEngine:
         for chain, op in enumerate(operations, start=1):
             fit_name = op["result"].get("name")
             if fit_name is None:
-                failures.append((chain, _error_text(json.dumps(op["result"]).encode())))
+                failures.append((chain, _error_text(json.dumps(op["result"]))))
                 continue
             resp = await client.get(f"/{fit_name}")
             if resp.status != 200:
@@ -515,11 +540,12 @@ class PyStanEngine:
         if failures:
             which = (f"all {config.chains} chains" if len(failures) == config.chains
                      else f"{len(failures)} of {config.chains} chains")
-            reasons = {reason: None for _, reason in failures}
-            if len(reasons) == 1:
-                detail = next(iter(reasons))
+            reasons = {_NUMBER.sub("#", reason): None for _, reason in failures}
+            if len(reasons) == 1:  # the same reason (its numbers aside): said once
+                detail = failures[0][1]
             else:
-                detail = "\n".join(f"chain {chain}: {reason}" for chain, reason in failures)
+                detail = "\n".join(f"chain {chain}: " + reason.replace("\n", "\n  ")
+                                   for chain, reason in failures)
             raise self.error(f"sampling failed in {which}: {detail}")
         return outputs
 
@@ -531,32 +557,30 @@ class PyStanEngine:
         sampler (one chain, no MCMC). Returns every variable (program names) as an array of
         shape ``(draws, *Stan dims)``, NaN where Stan could not compute a draw, and the failed
         draws' messages, counted (never printed). ``stem`` is for CmdStanPy's cache."""
-        HttpstanClient = _pystan()
+        with _StanHost(self) as host:
+            return host.call("fixed_param", program, data, draws, seed, label)
+
+    async def _host_fixed_param(self, client, program: str, data: Mapping, draws: int,
+                                seed: int, label: str
+                                ) -> tuple[dict[str, np.ndarray], MessageLog]:
         args = {"function": _FIXED_PARAM, "data": data, "num_samples": draws,
                 "random_seed": seed, "chain": 1}
-
-        async def go():
-            async with HttpstanClient() as client:
-                built = await self._build(client, program, data, False, label)
-                resp = await client.post(f"/{built.model_name}/fits", json=args)
-                if resp.status != 201:
-                    raise self.error(f"httpstan refused the run: {_error_text(resp.content)}")
-                op = resp.json()
-                while not op["done"]:
-                    await asyncio.sleep(0.05)
-                    op.update((await client.get(f"/{op['name']}")).json())
-                fit_name = op["result"].get("name")
-                if fit_name is None:
-                    raise self.error(f"running {label} failed: "
-                                     f"{_error_text(json.dumps(op['result']).encode())}")
-                resp = await client.get(f"/{fit_name}")
-                if resp.status != 200:
-                    raise self.error(f"the draws of {label} could not be read ({resp.status})")
-                await client.delete(f"/{fit_name}")
-                return built, resp.content
-
-        built, output = _run(go)
-        rows, columns, log_lines = _parse_output(output)
+        built = await self._build(client, program, data, False, label)
+        resp = await client.post(f"/{built.model_name}/fits", json=args)
+        if resp.status != 201:
+            raise self.error(f"httpstan refused the run: {_error_text(resp.content)}")
+        op = resp.json()
+        while not op["done"]:
+            await asyncio.sleep(0.05)
+            op.update((await client.get(f"/{op['name']}")).json())
+        fit_name = op["result"].get("name")
+        if fit_name is None:
+            raise self.error(f"running {label} failed: {_error_text(json.dumps(op['result']))}")
+        resp = await client.get(f"/{fit_name}")
+        if resp.status != 200:
+            raise self.error(f"the draws of {label} could not be read ({resp.status})")
+        await client.delete(f"/{fit_name}")
+        rows, columns, log_lines = _parse_output(resp.content)
         if len(rows) != draws:
             raise self.error(f"{label} returned {len(rows)} draws, expected {draws}")
         table = np.asarray(rows, dtype=float).reshape(draws, -1)
@@ -600,9 +624,6 @@ class PyStanEngine:
                 elif name in _INTEGER_STATS:
                     values = values.astype(np.int64)
                 stats[name] = values
-        if messages.warmup or messages.sampling:
-            log.info("Stan reported %d informational messages during warmup and %d during "
-                     "sampling (recorded in the attrs)", messages.warmup, messages.sampling)
         extra = {**messages.attrs(), "stan_compiled_now": int(not built.cached)}
         if built.stanc_warnings:
             extra["stan_stanc_warnings"] = built.stanc_warnings
@@ -612,43 +633,228 @@ class PyStanEngine:
     # -- log density ----------------------------------------------------------------------------
     def log_density(self, program: str, data: Mapping, points: Mapping[str, np.ndarray], *,
                     built: _Built | None = None, label: str = "the program") -> np.ndarray:
-        """Log density (no Jacobian) at each point, by PyStan's ``unconstrain_pars`` and
-        ``log_prob(adjust_transform=False)``.
+        """Log density (no Jacobian) at each point, by httpstan's ``transform_inits`` (to the
+        unconstrained space) and ``log_prob`` with ``adjust_transform`` false.
 
         ``points`` maps every parameter of the program (its names, its Stan dims) to an array of
         shape ``(n, *dims)`` of constrained values; ``built`` is :meth:`build`'s result if the
         caller has it already.
         """
-        if _loop_blocks_asyncio_run():
-            # Stan's autodiff tape is per thread and httpstan evaluates log_prob in the thread of
-            # its server: a worker thread has no tape (it crashes), and this one runs a loop.
-            raise self.error(
-                "log_density cannot run inside a running asyncio event loop (e.g. a Jupyter "
-                "cell); run it from a script, or first `import nest_asyncio; "
-                "nest_asyncio.apply()` as PyStan's documentation advises for Jupyter"
-            )
-        if built is None:
-            built = self.build(program, data, label=label)
-        import stan.model
-
-        model_stan = stan.model.Model(
-            built.model_name, program, dict(data),
-            tuple(p["name"] for p in built.params),
-            sum((tuple(p["constrained_names"]) for p in built.params), ()),
-            tuple(tuple(p["dims"]) for p in built.params),
-            None,
-        )
         arrays = {name: np.asarray(value, dtype=float) for name, value in points.items()}
-        n = len(next(iter(arrays.values()))) if arrays else 0
+        with _StanHost(self) as host:
+            return host.call("log_density", program, data, arrays, built, label)
+
+    async def _host_log_density(self, client, program: str, data: Mapping,
+                                points: Mapping[str, np.ndarray], built: _Built | None,
+                                label: str) -> np.ndarray:
+        if built is None:
+            built = await self._build(client, program, data, False, label)
+        n = len(next(iter(points.values()))) if points else 0
         out = np.empty(n)
         for i in range(n):
-            values = {name: arr[i].tolist() for name, arr in arrays.items()}
-            try:
-                upars = _call(model_stan.unconstrain_pars, values)
-                out[i] = _call(model_stan.log_prob, list(upars), adjust_transform=False)
-            except RuntimeError as exc:
-                raise self.error(f"log density at point {i}: {exc}") from None
+            values = {name: arr[i].tolist() for name, arr in points.items()}
+            resp = await client.post(f"/{built.model_name}/transform_inits",
+                                     json={"data": data, "constrained_parameters": values})
+            if resp.status == 200:
+                unconstrained = json.loads(resp.content)["params_r_unconstrained"]
+                resp = await client.post(
+                    f"/{built.model_name}/log_prob",
+                    json={"data": data, "unconstrained_parameters": unconstrained,
+                          "adjust_transform": False},
+                )
+            if resp.status != 200:
+                raise self.error(f"log density at point {i}: {_error_text(resp.content)}")
+            out[i] = json.loads(resp.content)["log_prob"]
         return out
+
+
+# -- the Stan host ---------------------------------------------------------------------------------
+#: Seconds the Stan host's process group has between SIGTERM and SIGKILL when a call is over.
+HOST_GRACE = 1.0
+#: Seconds between the Stan host's checks that the process that started it is alive.
+_HOST_WATCH = 0.5
+#: Prefix of the Stan host's scratch folder (its working directory) in the temporary folder.
+HOST_SCRATCH_PREFIX = "crossppl-stan-"
+
+#: What the Stan host runs (``python -c``): it takes the caller's ``sys.path`` (the first
+#: message), then serves requests (:func:`_host_main`).
+_HOST_BOOT = (
+    "import sys\n"
+    "from multiprocessing.connection import Connection\n"
+    "conn = Connection(int(sys.argv[1]))\n"
+    "sys.path[:] = conn.recv()\n"
+    "from crossppl.backends.stan_engines import _host_main\n"
+    "_host_main(conn, int(sys.argv[2]))\n"
+)
+
+
+def host_python() -> str:
+    """The interpreter that runs the Stan host: this one, spelled ``<prefix>/bin/python`` when
+    that is this interpreter (a virtual environment's ``bin/python``).
+
+    httpstan's build cache key holds the host's ``sys.executable`` as spelled, and one
+    interpreter is spelled ``.venv/bin/python3`` by a console script and ``.venv/bin/python``
+    by ``python -m``; started as one spelling, the host builds each program once for both.
+    """
+    exe = sys.executable
+    canonical = os.path.join(sys.prefix, "bin", "python")
+    if exe and os.path.exists(canonical) and os.path.realpath(canonical) == os.path.realpath(exe):
+        return canonical
+    return exe or canonical
+
+
+#: The longest scratch folder in which httpstan's sockets (``httpstan_XXXXXXXX.sock``) still
+#: have a path that fits in a Unix socket address (107 bytes).
+_SOCKET_FOLDER_MAX = 80
+
+
+def _host_environment(scratch: str) -> dict[str, str] | None:
+    """The Stan host's environment: this one with ``TMPDIR`` the scratch folder (httpstan never
+    removes the socket file each fit binds there), unless that folder's path is too long for a
+    socket's; then this one unchanged."""
+    if len(os.fsencode(scratch)) > _SOCKET_FOLDER_MAX:
+        return None
+    return {**os.environ, "TMPDIR": scratch}
+
+
+def _output_fd() -> int:
+    """Where the Stan host's standard output and error go: this process's descriptor 2 when it
+    is open (a progress display reaches the terminal), else nowhere."""
+    try:
+        os.fstat(2)
+    except OSError:
+        return subprocess.DEVNULL
+    return 2
+
+
+def stop_process_group(proc: subprocess.Popen, grace: float) -> None:
+    """Stop the process group led by ``proc``: SIGTERM, then SIGKILL to what is left after
+    ``grace`` seconds (also when the wait is interrupted); ``proc`` is reaped."""
+    try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+class _StanHost:
+    """A Stan host for the length of a ``with`` block: a fresh interpreter (:func:`host_python`,
+    started by :mod:`subprocess`, never a fork of this process) in a session of its own, whose
+    working directory and temporary folder (``TMPDIR``: httpstan leaves files there) are a
+    scratch folder of its own, running httpstan's server and answering
+    :class:`PyStanEngine`'s requests (:meth:`call`).
+
+    However the block is left (a result, an error, KeyboardInterrupt, SystemExit), the host's
+    whole process group, httpstan's forked sampler pool included, is stopped and the scratch
+    folder removed. A host whose caller dies without stopping it stops itself
+    (:func:`_watch_parent`).
+    """
+
+    def __init__(self, engine: PyStanEngine) -> None:
+        self.engine = engine
+        self.proc: subprocess.Popen | None = None
+        self.conn: Any = None
+        self.scratch = ""
+
+    def __enter__(self) -> _StanHost:
+        from multiprocessing.connection import Pipe
+
+        self.scratch = tempfile.mkdtemp(prefix=HOST_SCRATCH_PREFIX)
+        try:
+            self.conn, theirs = Pipe()
+            with theirs:
+                self.proc = subprocess.Popen(
+                    [host_python(), "-c", _HOST_BOOT, str(theirs.fileno()), str(os.getpid())],
+                    cwd=self.scratch, env=_host_environment(self.scratch),
+                    start_new_session=True, pass_fds=(theirs.fileno(),),
+                    stdin=subprocess.DEVNULL, stdout=_output_fd(),
+                )
+            self.conn.send([os.path.abspath(p) if p else os.getcwd() for p in sys.path])
+        except OSError as exc:
+            self.__exit__(None, None, None)
+            raise self.engine.error(f"could not start the Stan host process: {exc}") from None
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if self.proc is not None:
+                stop_process_group(self.proc, HOST_GRACE)
+        finally:
+            if self.conn is not None:
+                self.conn.close()
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def call(self, request: str, *args: Any) -> Any:
+        """Run ``PyStanEngine._host_<request>(client, *args)`` in the host; return its result
+        or raise the error it raised (an :class:`EngineError` arrives intact)."""
+        try:
+            self.conn.send((request, args))
+            status, payload, detail = self.conn.recv()
+        except (EOFError, OSError):
+            code = None
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self.proc.wait(HOST_GRACE)
+            how = (f"killed by signal {-code}" if code is not None and code < 0
+                   else f"exit code {code}")
+            raise self.engine.error(f"the Stan host process stopped unexpectedly ({how})"
+                                    ) from None
+        if status == "ok":
+            return payload
+        if detail:
+            log.debug("the Stan host's traceback:\n%s", detail)
+        raise payload
+
+
+def _host_main(conn: Any, parent: int) -> None:
+    """The Stan host: serve requests on ``conn`` until the caller closes it or stops the host."""
+    threading.Thread(target=_watch_parent, args=(parent, os.getcwd()), daemon=True).start()
+    engine = PyStanEngine()
+    with _quiet_pystan():
+        asyncio.run(_host_serve(engine, conn))
+
+
+def _watch_parent(parent: int, scratch: str) -> None:
+    """Once the process that started this Stan host is gone (killed before it could stop the
+    host), remove the host's scratch folder and end its process group."""
+    while os.getppid() == parent:
+        time.sleep(_HOST_WATCH)
+    if os.path.basename(scratch).startswith(HOST_SCRATCH_PREFIX):
+        shutil.rmtree(scratch, ignore_errors=True)
+    os.killpg(0, signal.SIGKILL)
+
+
+async def _host_serve(engine: PyStanEngine, conn: Any) -> None:
+    HttpstanClient = _pystan_client()
+    async with HttpstanClient() as client:
+        while True:
+            try:
+                request, args = await asyncio.to_thread(conn.recv)
+            except EOFError:
+                return
+            try:
+                result = await getattr(engine, f"_host_{request}")(client, *args)
+                reply = ("ok", result, "")
+            except Exception as exc:
+                reply = ("error", _portable_error(exc), traceback.format_exc())
+            conn.send(reply)
+
+
+def _portable_error(exc: Exception) -> CrossPPLError:
+    """``exc`` if it is a crossppl error that pickles intact, else an :class:`EngineError` with
+    its type and the last lines of its message."""
+    if isinstance(exc, CrossPPLError):
+        with contextlib.suppress(Exception):
+            pickle.loads(pickle.dumps(exc))
+            return exc
+    return EngineError("stan", "pystan", f"the Stan host failed: {type(exc).__name__}: "
+                       f"{_last_lines(str(exc))}")
 
 
 @contextlib.contextmanager
@@ -698,12 +904,11 @@ def _stan_label(label: str) -> str:
 def _parse_output(output: bytes) -> tuple[list[tuple], list[str], list[str]]:
     """One chain's httpstan output -> (draw rows, column names, logger lines).
 
-    Draw lines are parsed lazily with simdjson (a PyStan dependency), as PyStan does; lines with
-    NaN or infinity, which simdjson rejects, with :mod:`json`.
+    Draw lines are parsed with orjson (a PyStan dependency, as PyStan itself does); lines with
+    NaN or infinity, which orjson rejects as non-standard JSON, with :mod:`json`.
     """
-    import simdjson
+    import orjson
 
-    parser = simdjson.Parser()
     rows: list[tuple] = []
     columns: list[str] = []
     log_lines: list[str] = []
@@ -716,19 +921,13 @@ def _parse_output(output: bytes) -> tuple[list[tuple], list[str], list[str]]:
         if b'"sample"' not in line:
             continue  # the diagnostic writer's lines, most of the output
         try:
-            doc = parser.parse(line)
-            values = doc["values"]
-            is_draw = doc["topic"] == "sample" and isinstance(values, simdjson.Object)
-            if is_draw:
-                if not columns:
-                    columns = list(values.keys())
-                rows.append(tuple(values.values()))
-            del values, doc  # simdjson reuses the parser's buffer
-        except ValueError:
+            msg = orjson.loads(line)
+        except orjson.JSONDecodeError:
             msg = json.loads(line)
-            if msg.get("topic") == "sample" and isinstance(msg.get("values"), dict):
-                columns = columns or list(msg["values"])
-                rows.append(tuple(msg["values"].values()))
+        values = msg.get("values")
+        if msg.get("topic") == "sample" and isinstance(values, dict):
+            columns = columns or list(values)
+            rows.append(tuple(values.values()))
     return rows, columns, log_lines
 
 

@@ -26,7 +26,22 @@ __all__ = [
 
 
 class CrossPPLError(Exception):
-    """Base class of every error crossppl raises on purpose."""
+    """Base class of every error crossppl raises on purpose.
+
+    Every such error pickles and unpickles intact (its class, message and attributes), whatever
+    its ``__init__`` takes, so that it crosses process boundaries (fit workers, the Stan host).
+    """
+
+    def __reduce__(self):
+        return _rebuild, (type(self), self.args, self.__dict__.copy())
+
+
+def _rebuild(cls: type, args: tuple, state: dict) -> CrossPPLError:
+    """Unpickle a :class:`CrossPPLError` without calling its ``__init__``."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class UserInputError(CrossPPLError):
