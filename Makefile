@@ -27,7 +27,7 @@ test: lint
 rats: setup
 	mkdir -p out
 	$(BIN)/crossppl compare rats --reference data/rats.reference.json \
-	  --chains 4 --warmup 1000 --draws 3000 --json out/rats.json --html out/rats.html
+	  --chains 4 --warmup 1000 --draws 3000 --json out/rats.json --html out/rats.html --force
 
 # Full compares of every bundled model on every backend (about 10 minutes on 2 cores).
 zoo: setup
@@ -38,7 +38,7 @@ fits: setup
 	@for b in $(BACKENDS); do \
 	  echo "== crossppl fit rats --backend $$b"; \
 	  $(BIN)/crossppl fit rats --backend $$b --chains 4 --warmup 1000 --draws 3000 \
-	    --output out/rats-$$b.nc || exit $$?; \
+	    --output out/rats-$$b.nc --force || exit $$?; \
 	done
 
 # Debian's chromium, for the test that renders the HTML report (needs root, as on CI).

@@ -161,13 +161,17 @@ def fit_program(
 
 
 def save_netcdf(idata, path: str | Path) -> Path:
-    """Write ``idata`` to ``path`` atomically: a temporary file renamed into place."""
+    """Write ``idata`` to ``path`` atomically: a temporary file renamed into place, with the
+    mode a newly created file gets (0o666 less the process's umask), as ``open`` would give."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
         idata.to_netcdf(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

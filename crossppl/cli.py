@@ -1,12 +1,18 @@
 """The ``crossppl`` command line.
 
 Exit codes: 0 success; 2 bad input (spec, data, options), printed without a traceback; 3 a
-backend could not run the model (not yet translated, or the engine failed); 130 interrupted.
+backend could not run the model (not yet translated, or the engine failed); 130 interrupted
+(SIGINT, Ctrl-C); 143 terminated (SIGTERM). Interrupted or terminated, a command stops every
+process it started and removes its scratch folders before it exits, and writes no output.
+
+Output paths are checked before any work: a folder, a path under a file, a folder that cannot
+be written and (without ``--force``) an existing file are refused (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -15,7 +21,8 @@ from crossppl.errors import CrossPPLError, EngineError, NotYetTranslated, UserIn
 __all__ = ["main"]
 
 BACKEND_NAMES = ("stan", "pymc", "numpyro")
-EXIT_OK, EXIT_USAGE, EXIT_BACKEND, EXIT_INTERRUPTED = 0, 2, 3, 130
+EXIT_OK, EXIT_USAGE, EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 130, 143
+FORCE_HELP = "overwrite output files that exist (without it they are refused, exit 2)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     emit.add_argument("spec", help=spec_help)
     emit.add_argument("--backend", "-b", required=True, choices=BACKEND_NAMES)
     emit.add_argument("--output", "-o", help="write the program to this file instead")
+    emit.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     fit = sub.add_parser("fit", help="fit a spec with one backend's generated program (NUTS)")
     fit.add_argument("spec", help=spec_help)
@@ -44,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--engine", help="engine running the program (default: the backend's "
                      "first available: stan cmdstanpy|pystan, pymc nutpie|pymc, numpyro)")
     fit.add_argument("--output", "-o", help="write the InferenceData to this NetCDF file")
+    fit.add_argument("--force", action="store_true", help=FORCE_HELP)
     _sampler_options(fit, defaults, INIT_STRATEGIES)
 
     cmp = sub.add_parser(
@@ -73,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="store the first healthy backend's summaries as a reference file")
     cmp.add_argument("--timeout", type=float, help="stop a backend's fit after this many s")
     cmp.add_argument("--parallel", type=int, help="fits at once (default: cores / chains)")
+    cmp.add_argument("--force", action="store_true", help=FORCE_HELP)
     _sampler_options(cmp, defaults, INIT_STRATEGIES)
 
     prior = sub.add_parser(
@@ -123,6 +133,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_emit(args: argparse.Namespace) -> int:
     from crossppl.api import emit
 
+    _check_output(args.output, "--output", args.force)
     program = emit(args.spec, args.backend)
     if args.output:
         from pathlib import Path
@@ -135,23 +146,36 @@ def _cmd_emit(args: argparse.Namespace) -> int:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from crossppl.api import fit
+    """Fit in a worker process (:func:`crossppl.runner.run_fits`, one job), as ``compare``
+    does, after every input (spec, settings, engine, output path) is checked here.
 
-    idata = fit(
-        args.spec,
-        args.backend,
-        engine=args.engine,
-        output=args.output,
-        chains=args.chains,
-        warmup=args.warmup,
-        draws=args.draws,
-        seed=args.seed,
-        target_accept=args.target_accept,
-        max_treedepth=args.max_treedepth,
-        init=args.init,
-        progress=args.progress,
-    )
-    _print_fit_summary(idata)
+    This process only waits for the worker, so Ctrl-C or SIGTERM stops the worker's whole
+    process group within :data:`crossppl.runner.GRACE` seconds whatever the engine is doing
+    (JAX's compiled sampler does not return to Python to take a KeyboardInterrupt, and crashed
+    when it did; httpstan's pool blocked the exit), and nothing the engine started outlives the
+    command. The output is written here, once the fit succeeded.
+    """
+    from crossppl.api import fit, load_spec, save_netcdf
+    from crossppl.backends import get_backend
+    from crossppl.config import FitConfig
+    from crossppl.runner import FitJob, run_fits
+
+    _check_output(args.output, "--output", args.force)
+    settings = {"chains": args.chains, "warmup": args.warmup, "draws": args.draws,
+                "seed": args.seed, "target_accept": args.target_accept,
+                "max_treedepth": args.max_treedepth, "init": args.init,
+                "progress": args.progress}
+    model = load_spec(args.spec)
+    FitConfig.resolve(model.fit, **settings)
+    engine = get_backend(args.backend).check_engine(args.engine)
+    job = FitJob(args.backend, fit, {"spec": model, "backend": args.backend, "engine": engine,
+                                     **settings})
+    outcome = run_fits([job])[args.backend]
+    if not outcome.ok:
+        return _report_failure(outcome)
+    if args.output:
+        save_netcdf(outcome.idata, args.output)
+    _print_fit_summary(outcome.idata)
     if args.output:
         print(f"wrote {args.output}")
     return EXIT_OK
@@ -196,8 +220,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     if args.all == bool(args.spec):
         raise ConfigError("give a SPEC or --all (not both)", entry="spec")
+    _check_run_options(args)
     if args.all:
+        if args.out_dir:
+            from crossppl.models import bundled_specs
+
+            _check_output(args.out_dir, "--out-dir", args.force, folder=True)
+            for name in bundled_specs():
+                for suffix in (".json", ".html"):
+                    _check_output(os.path.join(args.out_dir, name + suffix), "--out-dir",
+                                  args.force)
         return _compare_all(args)
+    for option in ("json", "html", "save_reference"):
+        _check_output(getattr(args, option), f"--{option.replace('_', '-')}", args.force)
     result = _run_compare(args, args.spec)
     sys.stdout.write(result.to_text())
     for path, writer in ((args.json, result.write_json), (args.html, result.write_html)):
@@ -249,6 +284,7 @@ def _cmd_prior(args: argparse.Namespace) -> int:
 
     if args.all == bool(args.spec):
         raise ConfigError("give a SPEC or --all (not both)", entry="spec")
+    _check_run_options(args)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     codes = []
     for spec in bundled_specs() if args.all else [args.spec]:
@@ -257,6 +293,14 @@ def _cmd_prior(args: argparse.Namespace) -> int:
         print(result, flush=True)
         codes.append({"match": EXIT_OK, "mismatch": 1}.get(result.verdict, EXIT_BACKEND))
     return 1 if 1 in codes else max(codes)
+
+
+def _check_run_options(args: argparse.Namespace) -> None:
+    """``--timeout`` and ``--parallel`` checked before any work (ConfigError, exit 2)."""
+    from crossppl.runner import check_parallel, check_timeout
+
+    check_timeout(args.timeout, "--timeout")
+    check_parallel(getattr(args, "parallel", None), "--parallel")
 
 
 def _run_compare(args: argparse.Namespace, spec: str):
@@ -286,8 +330,72 @@ def _run_compare(args: argparse.Namespace, spec: str):
     )
 
 
+def _report_failure(outcome) -> int:
+    """Print a worker's failure as :func:`main` prints the same error raised here; its exit
+    code (2 bad input, 3 the backend could not run the model, 1 anything else)."""
+    from crossppl import errors
+
+    kinds = {cls.__name__: cls for cls in _subclasses(errors.CrossPPLError)}
+    kind = kinds.get(outcome.error_type)
+    if kind is None and outcome.error_type in ("Crash", "Timeout"):
+        kind = EngineError
+    if kind is None:
+        print(f"crossppl: error: {outcome.error}", file=sys.stderr)
+        return 1
+    prefix, code = next((prefix, code) for cls, prefix, code in _ERROR_KINDS
+                        if issubclass(kind, cls))
+    print(f"crossppl: {prefix}: {outcome.error}", file=sys.stderr)
+    return code
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _subclasses(child))]
+
+
+def _check_output(path: str | None, option: str, force: bool, *, folder: bool = False) -> None:
+    """Refuse an output path before any work (ConfigError, exit 2): a folder (unless
+    ``folder``), a file that exists (unless ``force``), a path under a file, or one in a folder
+    this process cannot write in. Missing folders on the way are fine (they are created)."""
+    import tempfile
+    from pathlib import Path
+
+    from crossppl.errors import ConfigError
+
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir() and not folder:
+        raise ConfigError(f"found the folder {path!r}; give a file path, e.g. "
+                          f"{str(target / 'out')!r}", entry=option)
+    if target.exists() and not target.is_dir() and folder:
+        raise ConfigError(f"found the file {path!r}; give a folder", entry=option)
+    if target.is_file() and not force:
+        raise ConfigError(f"{path!r} exists; pass --force to overwrite it, or give another "
+                          "path", entry=option)
+    parent = target.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"cannot write {path!r}: {str(parent)!r} is a file, not a folder; "
+                          "give a path in a folder", entry=option)
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path!r}: the folder {str(parent)!r} is not writable "
+                          f"({exc.strerror}); give a path in a folder you can write in",
+                          entry=option) from None
+
+
 COMMANDS = {"list": _cmd_list, "emit": _cmd_emit, "fit": _cmd_fit, "compare": _cmd_compare,
             "prior": _cmd_prior}
+
+
+#: Error class -> what main prints before its message, and the exit code (first match wins).
+_ERROR_KINDS = ((UserInputError, "error", EXIT_USAGE),
+                (NotYetTranslated, "not yet translated", EXIT_BACKEND),
+                (EngineError, "engine failed", EXIT_BACKEND),
+                (CrossPPLError, "error", EXIT_BACKEND))
 
 
 def _show_spec_warnings() -> None:
@@ -312,11 +420,20 @@ def _show_spec_warnings() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+    """Run the command line; return the exit code.
+
+    While a command runs, SIGINT and SIGTERM unwind it (KeyboardInterrupt,
+    :class:`crossppl.runner.Terminated`) so that every process it started is stopped and every
+    scratch folder removed; the signal handlers in place before are restored on return. No
+    process it started outlives it (:func:`crossppl.runner.own_resource_tracker`).
+    """
+    from crossppl.runner import Terminated, own_resource_tracker, signals_unwind
+
     _show_spec_warnings()
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with own_resource_tracker(), signals_unwind():
+            return COMMANDS[args.command](args)
     except UserInputError as exc:
         print(f"crossppl: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -332,6 +449,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("crossppl: interrupted; no output written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated:
+        print("crossppl: terminated; no output written", file=sys.stderr)
+        return EXIT_TERMINATED
 
 
 if __name__ == "__main__":

@@ -1,23 +1,125 @@
 """Run several fits side by side, each in its own process, so one failing, hanging or crashing
-engine is reported while the others finish."""
+engine is reported while the others finish.
+
+Each fit runs in a worker process (spawned, never forked) in a session of its own. Whatever
+ends :func:`run_fits` (the fits are done, an error, KeyboardInterrupt, or :class:`Terminated`
+raised by :func:`signals_unwind` on SIGTERM), every worker's process group still running is
+stopped (SIGTERM, then SIGKILL after :data:`GRACE` seconds) and the scratch folder removed. A
+worker turns SIGTERM into SystemExit, so that what it started in sessions of their own (the Stan
+host of :mod:`crossppl.backends.stan_engines`) is stopped as it unwinds.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import multiprocessing as mp
 import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FitJob", "FitOutcome", "default_parallel", "run_fits"]
+__all__ = ["GRACE", "FitJob", "FitOutcome", "Terminated", "check_parallel", "check_timeout",
+           "default_parallel", "own_resource_tracker", "run_fits", "signals_unwind"]
+
+#: Seconds a stopped worker's process group has between SIGTERM and SIGKILL.
+GRACE = 2.0
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived while :func:`signals_unwind` was active; unwinds like KeyboardInterrupt."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        self.signum = signum
+        super().__init__(f"terminated by signal {signum}")
+
+
+@contextlib.contextmanager
+def signals_unwind() -> Iterator[None]:
+    """While the block runs, SIGINT raises KeyboardInterrupt and SIGTERM :class:`Terminated`,
+    once: later signals are ignored while the first unwinds, so the cleanup (stopping workers,
+    removing scratch folders) is not cut short. The previous handlers are restored afterwards;
+    a signal ignored when the block starts stays ignored. Does nothing outside the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def unwind(signum: int, _frame: object) -> None:
+        if fired:
+            return
+        fired.append(signum)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(signum)
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if handler is not signal.SIG_IGN:
+            previous[signum] = handler
+            signal.signal(signum, unwind)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+
+@contextlib.contextmanager
+def own_resource_tracker() -> Iterator[None]:
+    """Stop multiprocessing's resource tracker at the end of the block if it was started in
+    the block (spawning a worker starts it), and reap it: left to stop by itself when this
+    process exits, it outlives it (a zombie until init reaps it) in this process's group. For
+    a block after which nothing of the tracker's is in use (a command of the CLI)."""
+    from multiprocessing import resource_tracker
+
+    tracker = resource_tracker._resource_tracker
+    running = getattr(tracker, "_fd", None) is not None
+    try:
+        yield
+    finally:
+        stop = getattr(tracker, "_stop", None)  # private, in CPython 3.8 to 3.14 at least
+        if not running and stop is not None and getattr(tracker, "_fd", None) is not None:
+            with contextlib.suppress(Exception):
+                stop()
+
+
+def check_timeout(timeout: float | None, option: str = "timeout") -> None:
+    """Refuse a ``timeout`` that is not None nor a number of seconds > 0 (ConfigError)."""
+    from crossppl.errors import ConfigError
+
+    ok = (isinstance(timeout, int | float) and not isinstance(timeout, bool)
+          and math.isfinite(timeout) and timeout > 0)
+    if timeout is not None and not ok:
+        found = f"{timeout:g}" if isinstance(timeout, float) else repr(timeout)
+        raise ConfigError(f"must be a number of seconds > 0, found {found}; give e.g. "
+                          f"{_example(option, 600)}, or leave it out for no limit", entry=option)
+
+
+def check_parallel(parallel: int | None, option: str = "parallel") -> None:
+    """Refuse a ``parallel`` that is not None nor an integer >= 1 (ConfigError)."""
+    from crossppl.errors import ConfigError
+
+    ok = isinstance(parallel, int) and not isinstance(parallel, bool) and parallel >= 1
+    if parallel is not None and not ok:
+        raise ConfigError(f"must be an integer >= 1 (fits run at once), found {parallel!r}; "
+                          f"give e.g. {_example(option, 1)}, or leave it out for the default",
+                          entry=option)
+
+
+def _example(option: str, value: object) -> str:
+    """``--option value`` for a command-line option, ``option=value`` for a keyword."""
+    return f"{option} {value}" if option.startswith("-") else f"{option}={value}"
 
 
 @dataclass
@@ -53,6 +155,7 @@ def default_parallel(chains: int) -> int:
 
 def _worker(target, kwargs, out_nc: str, out_json: str) -> None:
     os.setsid()  # its own process group, so a timeout stops engine subprocesses too
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     start = time.perf_counter()
     result: dict[str, Any] = {}
     try:
@@ -79,6 +182,13 @@ def _worker(target, kwargs, out_nc: str, out_json: str) -> None:
     os._exit(0)
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    """A worker's SIGTERM handler: unwind (so that ``finally`` blocks stop what the engine
+    started) once; a second SIGTERM while unwinding is ignored."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
+
+
 def run_fits(
     jobs: list[FitJob],
     *,
@@ -90,11 +200,14 @@ def run_fits(
 
     A job still running after ``timeout`` seconds is stopped (its whole process group) and
     reported as failed. Outputs travel through NetCDF files in a temporary folder that is
-    removed afterwards.
+    removed afterwards, also when an exception (KeyboardInterrupt, :class:`Terminated`) ends
+    the run: then every running worker is stopped first.
     """
     import arviz as az
 
     ctx = mp.get_context("spawn")
+    check_timeout(timeout)
+    check_parallel(parallel)
     say = progress or (lambda _msg: None)
     outcomes: dict[str, FitOutcome] = {}
     pending = list(jobs)
@@ -109,7 +222,8 @@ def run_fits(
                     js = os.path.join(tmp, f"{job.name}.json")
                     proc = ctx.Process(target=_worker, args=(job.target, job.kwargs, nc, js),
                                        daemon=False)
-                    proc.start()
+                    with _sigint_ignored():  # the worker ignores SIGINT from its first instant
+                        proc.start()
                     running[job.name] = (proc, time.perf_counter(), nc, js)
                     say(f"[{time.perf_counter() - t0:6.1f}s] {job.name}: started")
                 time.sleep(0.2)
@@ -135,8 +249,7 @@ def run_fits(
                     say(f"[{time.perf_counter() - t0:6.1f}s] {name}: {state} "
                         f"in {outcome.seconds:.1f} s")
         finally:
-            for proc, *_ in running.values():
-                _stop(proc)
+            _stop(*(proc for proc, *_ in running.values()))
     return outcomes
 
 
@@ -154,13 +267,43 @@ def _collect(name: str, nc: str, js: str, exitcode: int | None, elapsed: float, 
     return FitOutcome(name, idata=idata, seconds=result["seconds"])
 
 
-def _stop(proc) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    proc.join(5)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)  # the process and any engine workers it left
-    proc.join()
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored in the block (in the main thread), so that a worker started in it inherits
+    that: a Ctrl-C is this process's to handle, and it stops the worker itself."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+
+
+def _stop(*procs) -> None:
+    """Stop the workers ``procs``, all at once: SIGTERM to each one's process group (the worker
+    itself if it has no group of its own yet), SIGKILL to what is left after :data:`GRACE`."""
+    try:
+        for proc in procs:
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + GRACE
+        for proc in procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+    finally:
+        for proc in procs:
+            _signal_group(proc, signal.SIGKILL)  # the process and any engine workers it left
+        for proc in procs:
+            proc.join()
+
+
+def _signal_group(proc, signum: int) -> None:
+    try:
+        os.killpg(proc.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        if proc.is_alive():  # not yet the leader of its own group (still starting)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signum)
 
 
 def stderr_progress(message: str) -> None:

@@ -978,5 +978,5 @@ def test_one_build_key_for_every_spelling_of_the_venv_s_interpreter(monkeypatch)
     for spelling in spellings:
         monkeypatch.setattr(sys, "executable", spelling)
         hosts.add(host_python())
-        assert sys.executable == spelling  # untouched
+        assert spelling == sys.executable  # untouched
     assert hosts == {os.path.join(bindir, "python")}
