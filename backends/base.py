@@ -1,5 +1,5 @@
 """What every backend shares: the generator base class, the backend interface, and the one
-converter from an engine's raw draws to canonical ArviZ InferenceData."""
+converter from an engine's raw draws to the canonical ArviZ result (an ``xarray.DataTree``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from crossppl.models.ir import Dist, Model
+from crossppl.models.spec import path_text
 
 from crossppl.config import FitConfig
 from crossppl.errors import EngineError, NotYetTranslated
@@ -111,7 +112,7 @@ class UserProgram:
 
 @dataclass
 class Draws:
-    """An engine's raw output, before conversion to InferenceData.
+    """An engine's raw output, before conversion to the canonical DataTree.
 
     ``posterior`` maps every parameter, derived and generated quantity to an array of shape
     ``(chain, draw, *dim sizes)`` (dims in the model's order); ``sample_stats`` maps ArviZ's
@@ -210,17 +211,31 @@ class Backend(ABC):
 
 @contextlib.contextmanager
 def quiet_arviz():
-    """Silence ArviZ's shape-validation log lines (e.g. for a 1-chain fit) inside the block."""
-    import arviz
+    """Silence ArviZ's log lines and convention warnings (e.g. for a 1-chain fit) in the block."""
+    import warnings
 
-    # ArviZ 0.2x logs through its own Logger instance, not logging.getLogger("arviz").
-    logger = getattr(arviz, "_log", None) or logging.getLogger("arviz")
+    logger = logging.getLogger("arviz_base")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"arviz_(base|stats)(\.|$)")
+            yield
     finally:
         logger.setLevel(level)
+
+
+def _datatree(groups: Mapping[str, Mapping[str, np.ndarray]], *, coords, dims,
+              attrs: Mapping[str, Any]):
+    """ArviZ's ``from_dict`` with ``attrs`` on the root and on every group."""
+    from arviz_base import from_dict
+
+    with quiet_arviz():
+        tree = from_dict(dict(groups), coords=coords, dims=dims)
+    tree.attrs.update(attrs)
+    for child in tree.children.values():
+        child.attrs.update(attrs)
+    return tree
 
 
 def program_hash(program: str) -> str:
@@ -229,13 +244,14 @@ def program_hash(program: str) -> str:
 
 
 def versions(packages: tuple[str, ...]) -> dict[str, str]:
-    """Installed versions of ``packages`` (``"missing"`` for those not installed)."""
+    """Installed versions of ``packages`` (``"missing"`` for those not installed), keyed by the
+    distribution name with ``-`` as ``_`` (``arviz_base``)."""
     out = {}
-    for pkg in ("crossppl", "arviz", "numpy", *packages):
+    for pkg in ("crossppl", "arviz-base", "arviz-stats", "numpy", *packages):
         try:
-            out[pkg] = importlib.metadata.version(pkg)
+            out[pkg.replace("-", "_")] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "missing"
+            out[pkg.replace("-", "_")] = "missing"
     return out
 
 
@@ -256,14 +272,13 @@ def to_inference_data(
     config: FitConfig,
     partial: bool = False,
 ):
-    """Convert an engine's :class:`Draws` into canonical :class:`arviz.InferenceData`.
+    """Convert an engine's :class:`Draws` into the canonical ArviZ result, an
+    ``xarray.DataTree`` with groups ``posterior``, ``sample_stats`` and ``observed_data``.
 
     Every backend goes through this one function, so names, dims, coords, groups and attrs are
     the same whatever the engine. A draw array of the wrong shape is an :class:`EngineError`.
     ``partial`` (hand-written programs) allows variables of the spec to be missing.
     """
-    import arviz as az
-
     coords = model.coords
     dims: dict[str, list[str]] = {}
     posterior = {}
@@ -293,7 +308,7 @@ def to_inference_data(
         dims[obs.name] = list(obs.dims)
     attrs: dict[str, Any] = {
         "model": model.name,
-        "spec": str(model.path),
+        "spec": path_text(model.path),
         "backend": backend.name,
         "engine": draws.engine,
         "program_sha256": program_hash(program),
@@ -303,30 +318,18 @@ def to_inference_data(
         **{f"version_{k}": v for k, v in versions(backend.packages).items()},
         **draws.extra_attrs,
     }
-    with quiet_arviz():
-        idata = az.from_dict(
-            posterior=posterior,
-            sample_stats=stats,
-            observed_data=observed,
-            coords=coords,
-            dims=dims,
-            attrs=attrs,
-        )
-    for group in idata.groups():
-        idata[group].attrs.update(attrs)
-    return idata
+    return _datatree({"posterior": posterior, "sample_stats": stats, "observed_data": observed},
+                     coords=coords, dims=dims, attrs=attrs)
 
 
 def prior_to_inference_data(
     model: Model, arrays: Mapping[str, np.ndarray], *, backend: Backend, seed: int
 ):
-    """Prior predictive draws (from :meth:`Backend.prior_predictive`) as InferenceData.
+    """Prior predictive draws (from :meth:`Backend.prior_predictive`) as an ``xarray.DataTree``.
 
     ``prior`` holds parameters, derived and generated quantities, ``prior_predictive`` the
     replicated observed data, ``observed_data`` the data; one chain, the spec's dims and coords.
     """
-    import arviz as az
-
     dims: dict[str, list[str]] = {}
     groups: dict[str, dict[str, np.ndarray]] = {"prior": {}, "prior_predictive": {}}
     decls = [("prior", d) for d in model.recorded] + [("prior_predictive", o)
@@ -343,17 +346,8 @@ def prior_to_inference_data(
                               f"expected (draws, {', '.join(map(str, expected))})")
         groups[group][decl.name] = arr[np.newaxis]
         dims[decl.name] = list(decl.dims)
-    attrs = {"model": model.name, "spec": str(model.path), "backend": backend.name,
+    attrs = {"model": model.name, "spec": path_text(model.path), "backend": backend.name,
              "seed": seed, **{f"version_{k}": v for k, v in versions(backend.packages).items()}}
-    with quiet_arviz():
-        idata = az.from_dict(
-            prior=groups["prior"],
-            prior_predictive=groups["prior_predictive"],
-            observed_data={o.name: model.datum(o.name).value for o in model.observed},
-            coords=model.coords,
-            dims=dims,
-            attrs=attrs,
-        )
-    for group in idata.groups():
-        idata[group].attrs.update(attrs)
-    return idata
+    observed = {o.name: model.datum(o.name).value for o in model.observed}
+    return _datatree({**groups, "observed_data": observed}, coords=model.coords, dims=dims,
+                     attrs=attrs)

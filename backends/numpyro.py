@@ -26,7 +26,9 @@ manager), so other JAX code in the same process keeps its own setting.
 FitConfig maps to NumPyro as: chains/warmup/draws -> num_chains/num_warmup/num_samples, seed ->
 ``jax.random.PRNGKey(seed)``, target_accept -> target_accept_prob, max_treedepth ->
 max_tree_depth, init "uniform" -> ``init_to_uniform(radius=2)`` (Stan's default; "engine" leaves
-NumPyro's default, which is the same), progress -> progress_bar. Chains run in parallel on one
+NumPyro's default, which is the same), progress -> a line when sampling starts and one when it
+ends (NumPyro 0.22's own bar fails inside JAX 0.12's scoped ``enable_x64``: its io_callback
+returns an int32 where the traced int64 is expected). Chains run in parallel on one
 JAX CPU device each when JAX can still be given the devices (see :func:`choose_chain_method`).
 
 Hand-written programs (:class:`~.base.UserProgram`): the entry (default ``model``) IS the model
@@ -41,6 +43,7 @@ import contextlib
 import inspect
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -835,9 +838,13 @@ class NumPyroBackend(Backend):
                 num_samples=config.draws,
                 num_chains=config.chains,
                 chain_method=method,
-                progress_bar=config.show_progress,
+                progress_bar=False,
             )
             built = time.perf_counter()
+            if config.show_progress:
+                sys.stderr.write(f"NumPyro: sampling {config.chains} chains x ({config.warmup} "
+                                 f"warmup + {config.draws} draws)...\n")
+                sys.stderr.flush()
             try:
                 mcmc.run(jax.random.PRNGKey(config.seed), *args,
                          extra_fields=tuple(EXTRA_FIELDS), **kwargs)
@@ -846,6 +853,9 @@ class NumPyroBackend(Backend):
             samples = jax.device_get(mcmc.get_samples(group_by_chain=True))
             fields = jax.device_get(mcmc.get_extra_fields(group_by_chain=True))
         done = time.perf_counter()
+        if config.show_progress:
+            sys.stderr.write(f"NumPyro: sampling done in {done - built:.1f} s\n")
+            sys.stderr.flush()
         stats = {EXTRA_FIELDS[k]: np.asarray(v) for k, v in fields.items() if k in EXTRA_FIELDS}
         stats["lp"] = -stats["lp"].astype(np.float64)
         stats["diverging"] = stats["diverging"].astype(bool)

@@ -379,20 +379,18 @@ class PyMCGenerator(Generator):
                 doc += textwrap.wrap(label + text, _LINE - 4)
         if doc[-1]:
             doc.append("")
-        run = "Run as a script to fit it to its spec's data with PyMC's NUTS and print a summary"
-        if model.generated:
-            run = (
-                "Run as a script to fit it to its spec's data with PyMC's NUTS, draw its "
-                "posterior-predictive quantities and print summaries"
-            )
+        after = "; posterior-predictive quantities drawn after NUTS" if model.generated else ""
+        run = ("Run as a script to fit it to its spec's data exactly as `crossppl fit SPEC "
+               f"--backend pymc` does (nutpie's NUTS, the same settings and initial points{after})"
+               " and print a summary")
         doc += [
             *textwrap.wrap(f"{run}:", _LINE - 4),
             "",
-            f"    python {file} [SPEC] [--draws N] [--tune N] [--chains N] [--seed N]",
+            f"    python {file} [SPEC] [--chains N] [--warmup N] [--draws N] [--seed N]",
             "",
             f"SPEC: a bundled model's name or the path to a .toml spec (default {spec!r}).",
         ]
-        imports = ["import arviz as az", "import pymc as pm"]
+        imports = ["import pymc as pm"]
         if self.uses_pt:
             imports.append("import pytensor.tensor as pt")
         constants = [f"SPEC = {_str(spec)}"]
@@ -402,16 +400,9 @@ class PyMCGenerator(Generator):
             '(dim -> labels)."""'
         ]
         main_doc = (
-            '    """Fit the model to a spec\'s data with PyMC\'s NUTS and print a summary."""'
+            '    """Fit this module\'s model to a spec\'s data as ``crossppl fit`` does and '
+            'print a summary."""'
         )
-        fit = [
-            "    with build_model(model_data(spec), spec.coords):",
-            "        idata = pm.sample(",
-            "            draws=args.draws, tune=args.tune, chains=args.chains, "
-            "random_seed=args.seed",
-            "        )",
-            "    print(az.summary(idata))",
-        ]
         if model.generated:
             names = ", ".join(_str(g.name) for g in model.generated)
             if len(f"GENERATED = [{names}]") <= _LINE:
@@ -431,25 +422,20 @@ class PyMCGenerator(Generator):
                 "    ``pm.sample_posterior_predictive(idata, var_names=GENERATED)``.",
                 '    """',
             ]
-            main_doc = (
-                '    """Fit the model to a spec\'s data with PyMC\'s NUTS, draw ``GENERATED`` '
-                'and print summaries."""'
-            )
-            fit = [
-                "    data = model_data(spec)",
-                "    with build_model(data, spec.coords):",
-                "        idata = pm.sample(",
-                "            draws=args.draws, tune=args.tune, chains=args.chains, "
-                "random_seed=args.seed",
-                "        )",
-                "    with build_model(data, spec.coords, generated=True):",
-                "        pm.sample_posterior_predictive(",
-                "            idata, var_names=GENERATED, random_seed=args.seed, "
-                "extend_inferencedata=True",
-                "        )",
-                "    print(az.summary(idata))",
-                '    print(az.summary(idata, group="posterior_predictive"))',
-            ]
+        fit = [
+            "    spec = load_spec(args.spec)",
+            "    config = FitConfig.resolve(spec.fit, chains=args.chains, warmup=args.warmup,",
+            "                               draws=args.draws, seed=args.seed)",
+            "    backend = get_backend(\"pymc\")",
+            "    program = Path(__file__).read_text(encoding=\"utf-8\")",
+            "    draws = backend.sample(spec, program, config, backend.default_engine())",
+            "    idata = to_inference_data(spec, draws, backend=backend, program=program, "
+            "config=config)",
+            "    table = summarize(idata[\"posterior\"].to_dataset())",
+            "    columns = [\"mean\", \"sd\", \"q05\", \"q50\", \"q95\", \"ess_bulk\", "
+            "\"r_hat\"]",
+            "    print(table[columns].round(4).to_string())",
+        ]
         lines = [
             _docstring("\n".join(doc)),
             "",
@@ -469,19 +455,20 @@ class PyMCGenerator(Generator):
             "def main(argv=None):",
             main_doc,
             "    import argparse",
+            "    from pathlib import Path",
             "",
-            "    from crossppl.backends.base import model_data",
+            "    from crossppl.backends import get_backend, to_inference_data",
+            "    from crossppl.compare.summary import summarize",
+            "    from crossppl.config import FitConfig",
             "    from crossppl.models import load_spec",
             "",
             "    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])",
             '    parser.add_argument("spec", nargs="?", default=SPEC, '
             'help="bundled model name or .toml path")',
-            '    parser.add_argument("--draws", type=int, default=1000)',
-            '    parser.add_argument("--tune", type=int, default=1000)',
-            '    parser.add_argument("--chains", type=int, default=None)',
-            '    parser.add_argument("--seed", type=int, default=None)',
+            "    for name in (\"--chains\", \"--warmup\", \"--draws\", \"--seed\"):",
+            "        parser.add_argument(name, type=int, help=\"default: the spec's [fit], "
+            "else crossppl's\")",
             "    args = parser.parse_args(argv)",
-            "    spec = load_spec(args.spec)",
             *fit,
             "",
             "",
@@ -709,7 +696,9 @@ class PyMCBackend(Backend):
         come back as drawn. Where a discrete distribution refuses some draw's parameters
         (NumPy cannot draw a Binomial with p = nan, nor a Poisson of rate inf), the draws are
         made one at a time and each refused draw is NaN in every variable, as Stan writes it;
-        integer-valued variables are then ``float64``.
+        integer-valued variables are then ``float64``. NumPy 2.x no longer refuses some of
+        them (a Poisson of rate NaN comes back as 0 or the smallest int64): see
+        :func:`_refused_as_nan`.
         """
         import pymc as pm
 
@@ -733,7 +722,7 @@ class PyMCBackend(Backend):
                 self.name, "pymc",
                 f"prior predictive draws failed: {type(exc).__name__}: {exc}",
             ) from exc
-        return {name: np.asarray(drawn[name]) for name in names}
+        return _refused_as_nan({name: np.asarray(drawn[name]) for name in names})
 
     def sample_user(
         self, model: Model, program: UserProgram, config: FitConfig, engine: str
@@ -1023,6 +1012,30 @@ def _forward_draws(pm_model: Any, names: list[str], draws: int, seed: int) -> di
                 arr[i] = row[j]
         out[name] = arr if len(drawn) < draws else arr.astype(first.dtype)
     return out
+
+
+def _refused_as_nan(drawn: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Where a model has counts, a draw NumPy could not really make is NaN in every variable,
+    as a refused draw is (and as Stan writes it): NumPy 2.x draws a Poisson of rate NaN as 0 or
+    as the smallest int64 instead of refusing it. Such a draw is one with a negative count, or
+    with a NaN in any variable (the NaN fed the count's parameters or came from the same
+    overflow)."""
+    counts = [a for a in drawn.values() if np.issubdtype(a.dtype, np.integer) and a.ndim]
+    if not counts:
+        return drawn
+    refused = np.zeros(len(counts[0]), dtype=bool)
+    for arr in drawn.values():
+        flat = arr.reshape(len(arr), -1)
+        if np.issubdtype(arr.dtype, np.integer):
+            refused |= (flat < 0).any(axis=1)
+        else:
+            refused |= np.isnan(flat).any(axis=1)
+    if not refused.any():
+        return drawn
+    return {
+        name: np.where(refused.reshape(-1, *[1] * (arr.ndim - 1)), np.nan, arr.astype(float))
+        for name, arr in drawn.items()
+    }
 
 
 def _total(terms: Mapping[str, np.ndarray], names: list[str]) -> np.ndarray:

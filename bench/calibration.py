@@ -196,7 +196,7 @@ def false_alarms(args, out: dict, save) -> None:
 
 def _points(model, posterior, n: int) -> dict[str, np.ndarray]:
     """The density check's points: ``n`` evenly spaced draws, as ``compare`` picks them."""
-    flat = posterior.stack(sample=("chain", "draw"))
+    flat = posterior.to_dataset().stack(sample=("chain", "draw"))
     n = min(n, flat.sizes["sample"])
     pick = np.linspace(0, flat.sizes["sample"] - 1, n).astype(int)
     return {p.name: np.moveaxis(flat[p.name].isel(sample=pick).values, -1, 0)
@@ -210,7 +210,7 @@ def _source(name, kind, outcome):
 
     if not outcome.ok:
         return Source(name, kind, ran=False, seconds=outcome.seconds, error=outcome.error)
-    summary = summarize(outcome.idata.posterior)
+    summary = summarize(outcome.idata["posterior"].to_dataset())
     attrs = dict(outcome.idata.posterior.attrs)
     return Source(name, kind, engine=str(attrs.get("engine", "")), seconds=outcome.seconds,
                   diagnostics=diagnose(outcome.idata, summary), summary=summary,

@@ -92,8 +92,8 @@ def _fit_generated(job: dict) -> dict:
 
 
 def _fit_hand_stan(job: dict) -> dict:
-    import arviz as az
     import stan
+    from arviz_base import from_pystan
 
     x, y = _rats_data()
     data = {"N_rat": y.shape[0], "N_week": y.shape[1], "x": x, "y": y}
@@ -109,7 +109,7 @@ def _fit_hand_stan(job: dict) -> dict:
         max_depth=job["max_treedepth"],
     )
     t2 = time.perf_counter()
-    idata = az.from_pystan(posterior=fit)
+    idata = from_pystan(posterior=fit)
     return {"idata": idata, "build_seconds": t1 - t0, "sampling_seconds": t2 - t1}
 
 
@@ -129,7 +129,7 @@ def _fit_hand_pymc(job: dict) -> dict:
 
 
 def _fit_hand_numpyro(job: dict) -> dict:
-    import arviz as az
+    from arviz_base import from_dict
 
     sys.path.insert(0, str(HAND))
     import rats_numpyro
@@ -145,7 +145,7 @@ def _fit_hand_numpyro(job: dict) -> dict:
     stats = dict(out["sample_stats"])
     if "num_steps" in stats:
         stats["n_steps"] = stats.pop("num_steps")
-    out["idata"] = az.from_dict(posterior=out["samples"], sample_stats=stats)
+    out["idata"] = from_dict({"posterior": out["samples"], "sample_stats": stats})
     return out
 
 
@@ -154,13 +154,13 @@ _STEP_STATS = ("n_steps", "n_leapfrog", "n_leapfrog__", "num_steps")
 
 def _summarize(idata) -> dict:
     """Bulk-ESS, means and MCSE of PARAMS, gradient evaluations and divergences."""
-    import arviz as az
+    import arviz_stats as azs
     import numpy as np
 
-    post = idata.posterior
+    post = idata["posterior"].to_dataset()
     missing = [n for n in ALL_NAMES if n not in post]
-    ess = az.ess(post, var_names=list(PARAMS), method="bulk")
-    mcse = az.mcse(post, var_names=list(PARAMS), method="mean")
+    ess = azs.ess(post, var_names=list(PARAMS), method="bulk")
+    mcse = azs.mcse(post, var_names=list(PARAMS), method="mean")
     out = {
         "ess_bulk": {p: float(ess[p]) for p in PARAMS},
         "mean": {p: float(post[p].mean()) for p in PARAMS},

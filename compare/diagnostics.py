@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 
-import arviz as az
+import arviz_stats as azs
 import numpy as np
 import pandas as pd
 
@@ -52,6 +53,19 @@ class Diagnostics:
         return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in out.items()}
 
 
+def _ebfmi_min(energy) -> float:
+    """Smallest E-BFMI over the chains (arviz-stats), NaN where a chain's energy is constant."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        values = np.asarray(azs.bfmi(np.asarray(energy, dtype=float)), dtype=float)
+    return float(np.min(values)) if values.size and np.isfinite(values).all() else float("nan")
+
+
+def _fmt_ebfmi(value: float) -> str:
+    """E-BFMI to two decimals, never "-0.00" (E-BFMI is >= 0; a tiny value reads "< 0.01")."""
+    return "< 0.01" if value < 0.005 else f"{value:.2f}"
+
+
 def diagnose(
     idata, summary: pd.DataFrame, thresholds: Thresholds = Thresholds()
 ) -> Diagnostics:
@@ -64,9 +78,10 @@ def diagnose(
     r_hat_max = float(summary["r_hat"].max())
     bulk = summary["ess_bulk"].astype(float)
     tail = summary["ess_tail"].astype(float)
-    stats = idata.sample_stats
+    stats = getattr(idata, "sample_stats", None)
+    stats = {} if stats is None else stats  # draws without sampler statistics: nothing to check
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
-    ebfmi_min = float(np.min(az.bfmi(idata))) if "energy" in stats else float("nan")
+    ebfmi_min = _ebfmi_min(stats["energy"]) if "energy" in stats else float("nan")
     reasons = []
     if not r_hat_max <= thresholds.r_hat:
         worst = summary["r_hat"].astype(float).idxmax()
@@ -78,7 +93,7 @@ def diagnose(
     if divergences > thresholds.divergences:
         reasons.append(f"{divergences} divergent transitions (allowed {thresholds.divergences})")
     if ebfmi_min < thresholds.ebfmi:
-        reasons.append(f"E-BFMI {ebfmi_min:.2f} < {thresholds.ebfmi} in a chain")
+        reasons.append(f"E-BFMI {_fmt_ebfmi(ebfmi_min)} < {thresholds.ebfmi} in a chain")
     return Diagnostics(
         ok=not reasons,
         r_hat_max=r_hat_max,

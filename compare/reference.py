@@ -40,15 +40,18 @@ def load_reference(path: str | Path) -> pd.DataFrame:
                         file=str(path))
     suffix = path.suffix.lower()
     if suffix in (".nc", ".netcdf"):
-        import arviz as az
+        import xarray as xr
 
         try:
-            idata = az.from_netcdf(path)
+            with xr.open_datatree(path) as tree:
+                if "posterior" not in tree.children:
+                    raise DataError("the NetCDF file has no posterior group", file=str(path))
+                posterior = tree["posterior"].to_dataset().load()
+        except DataError:
+            raise
         except Exception as exc:
             raise DataError(f"cannot read NetCDF draws: {exc}", file=str(path)) from None
-        if "posterior" not in idata.groups():
-            raise DataError("the NetCDF file has no posterior group", file=str(path))
-        return summarize(idata.posterior)
+        return summarize(posterior)
     if suffix == ".json":
         try:
             content = json.loads(path.read_text())

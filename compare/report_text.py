@@ -12,11 +12,17 @@ def _fmt(value: float) -> str:
         return "-"
     a = abs(value)
     if a != 0 and (a >= 1e5 or a < 1e-3):
-        return f"{value:.3e}"
+        return f"{value:.2e}"
     return f"{value:.4g}" if a < 10 else f"{value:.2f}"
 
 
-def _table(table, flagged: set, max_rows: int) -> list[str]:
+def _cell(text: str, width: int) -> str:
+    """``text`` right-aligned in ``width`` columns, always after at least one space, so long
+    numbers never run into their neighbour."""
+    return " " + text.rjust(width - 1)
+
+
+def _table(table, flagged: set, max_rows: int, tested: set) -> list[str]:
     """Parameter blocks, one row per source; vector elements only when flagged (or few)."""
     stats = ("mean", "sd", "q05", "q50", "q95")
     head = (f"  {'parameter':<14}{'source':<14}{'mean':>10}{'sd':>10}{'5%':>10}{'50%':>10}"
@@ -29,7 +35,8 @@ def _table(table, flagged: set, max_rows: int) -> list[str]:
         vector = len(params) > 1 or params[0] != variable
         keep = [p for p in params if not vector or p in bad]
         if vector and not keep and len(params) > 3:
-            out.append(f"  {variable}[...]: {len(params)} elements, no test rejected")
+            verdict = "no test rejected" if variable in tested else "not tested"
+            out.append(f"  {variable}[...]: {len(params)} elements, {verdict}")
             continue
         for p in keep or params:
             if shown >= max_rows:
@@ -40,10 +47,9 @@ def _table(table, flagged: set, max_rows: int) -> list[str]:
                 label = (("*" if p in bad else " ") + p) if i == 0 else ""
                 ess = "-" if math.isnan(r.ess_bulk) else f"{r.ess_bulk:.0f}"
                 rhat = "-" if math.isnan(r.r_hat) else f"{r.r_hat:.3f}"
-                out.append(
-                    f" {label[:15]:<15}{r.source[:13]:<14}{_fmt(r.mean):>10}{_fmt(r.sd):>10}"
-                    f"{_fmt(r.q05):>10}{_fmt(r.q50):>10}{_fmt(r.q95):>10}{ess:>8}{rhat:>7}"
-                )
+                values = "".join(_cell(_fmt(v), 10) for v in (r.mean, r.sd, r.q05, r.q50, r.q95))
+                out.append(f" {label[:15]:<15}{r.source[:13]:<14}{values}"
+                           f"{_cell(ess, 8)}{_cell(rhat, 7)}")
     return out
 
 
@@ -78,7 +84,9 @@ def render_text(comparison, *, max_rows: int = 40) -> str:
         lines.append(f"note: {note}")
     table = comparison.table()
     if len(table):
-        lines.extend(_table(table, comparison.flagged(), max_rows))
+        tests = comparison.tests
+        tested = (set(tests.loc[tests["note"] == "", "variable"]) if len(tests) else set())
+        lines.extend(_table(table, comparison.flagged(), max_rows, tested))
         lines.append("")
     tests = comparison.tests
     n_tested = int((tests["note"] == "").sum()) if len(tests) else 0

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 
-import arviz as az
+import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
+from arviz_stats.base import array_stats
 
 __all__ = ["QUANTILES", "STATISTICS", "element_labels", "pareto_khat", "summarize"]
 
@@ -23,46 +25,18 @@ def _qname(q: float) -> str:
 
 
 def pareto_khat(draws: np.ndarray) -> float:
-    """Pareto k-hat of the heavier tail of ``draws`` (Vehtari et al. 2024, both tails).
-
-    Fits a generalized Pareto distribution (Zhang & Stephens 2009) to the largest
-    ``ceil(3 * sqrt(n))`` draws of each tail. k-hat above ~0.7 means the mean and sd (and their
-    MCSEs) are not reliable: fewer than 1.4 finite moments.
-    """
+    """Pareto k-hat of the heavier tail of ``draws`` (Vehtari et al. 2024, both tails), by
+    arviz-stats. Above ~0.7 the mean and sd (and their MCSEs) are not reliable; NaN when there
+    are too few finite draws, or they are constant, or a tail is all ties (a count)."""
     x = np.asarray(draws, dtype=float).reshape(-1)
     x = x[np.isfinite(x)]
-    n = x.size
-    if n < 20 or np.ptp(x) == 0:
+    if x.size < 20 or np.ptp(x) == 0:
         return math.nan
-    m = math.ceil(3 * math.sqrt(n)) if n > 225 else n // 5
-    khats = []
-    for tail in (x, -x):
-        tail_sorted = np.sort(tail)
-        cutoff = tail_sorted[-m - 1]
-        exceed = tail_sorted[-m:] - cutoff
-        if np.all(exceed <= 0):
-            continue
-        khats.append(_gpd_k(exceed))
-    return max(khats) if khats else math.nan
-
-
-def _gpd_k(x: np.ndarray) -> float:
-    """Shape k of a generalized Pareto fit to exceedances ``x`` (Zhang & Stephens, with the
-    weakly informative prior of Vehtari et al.)."""
-    x = np.sort(x)
-    n = x.size
-    prior = 3
-    m = 30 + int(math.sqrt(n))
-    b_ary = 1 - np.sqrt(m / (np.arange(1, m + 1) - 0.5))
-    b_ary /= prior * x[int(n / 4 + 0.5) - 1]
-    b_ary += 1 / x[-1]
-    k_ary = np.log1p(-b_ary[:, None] * x).mean(axis=1)
-    len_scale = n * (np.log(-(b_ary / k_ary)) - k_ary - 1)
-    weights = 1 / np.exp(len_scale - len_scale[:, None]).sum(axis=1)
-    real = weights >= 10 * np.finfo(float).eps
-    b_post = np.sum(b_ary[real] * weights[real]) / np.sum(weights[real])
-    k_post = np.log1p(-b_post * x).mean()
-    return float((n * k_post + 10 * 0.5) / (n + 10))
+    with _quiet():
+        try:
+            return float(array_stats.pareto_khat(x[np.newaxis, :]))
+        except ValueError:  # a tail of tied values (counts): no Pareto fit, nothing to judge
+            return math.nan
 
 
 def element_labels(da: xr.DataArray) -> list[str]:
@@ -79,29 +53,40 @@ def _columns(post: xr.Dataset) -> dict[str, xr.Dataset]:
     columns: dict[str, xr.Dataset] = {
         "mean": post.mean(("chain", "draw")),
         "sd": post.std(("chain", "draw"), ddof=1),
-        "mcse_mean": az.mcse(post, method="mean"),
-        "mcse_sd": az.mcse(post, method="sd"),
-        "ess_bulk": az.ess(post, method="bulk"),
-        "ess_tail": az.ess(post, method="tail"),
-        "r_hat": az.rhat(post),
+        "mcse_mean": azs.mcse(post, method="mean"),
+        "mcse_sd": azs.mcse(post, method="sd"),
+        "ess_bulk": azs.ess(post, method="bulk"),
+        "ess_tail": azs.ess(post, method="tail"),
+        "r_hat": azs.rhat(post),
     }
     for q in QUANTILES:
         columns[_qname(q)] = post.quantile(q, dim=("chain", "draw")).drop_vars("quantile")
-        columns[f"mcse_{_qname(q)}"] = az.mcse(post, method="quantile", prob=q)
+        columns[f"mcse_{_qname(q)}"] = azs.mcse(post, method="quantile", prob=q)
     return columns
 
 
-def summarize(posterior: xr.Dataset, var_names: list[str] | None = None) -> pd.DataFrame:
+@contextlib.contextmanager
+def _quiet():
+    """Constant or non-finite elements (a fixed data column, a 1-chain R-hat) make arviz-stats
+    and NumPy warn; their NaN results are what the tables report."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def summarize(
+    posterior: xr.Dataset | xr.DataTree, var_names: list[str] | None = None
+) -> pd.DataFrame:
     """One row per scalar element: mean, sd, quantiles, the MCSE of each, ESS, R-hat, k-hat.
 
     Columns: ``variable, element, mean, sd, q05, q50, q95, mcse_mean, mcse_sd, mcse_q05,
     mcse_q50, mcse_q95, ess_bulk, ess_tail, r_hat, khat``; the index is the element label.
     """
+    if isinstance(posterior, xr.DataTree):
+        posterior = posterior.to_dataset()
     names = list(var_names or posterior.data_vars)
     post = posterior[names]
-    with warnings.catch_warnings():
-        # ArviZ 0.23's numba path of mcse(method="sd") warns on NumPy >= 1.25; not actionable.
-        warnings.filterwarnings("ignore", "Conversion of an array with ndim", DeprecationWarning)
+    with _quiet():
         columns = _columns(post)
     rows = []
     for name in names:

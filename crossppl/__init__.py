@@ -1,13 +1,6 @@
 """crossppl: one Bayesian model spec, written for Stan, PyMC and NumPyro, fitted and compared."""
 
-import warnings as _warnings
-
-# ArviZ 0.2x announces its 1.0 refactor once a day on import (a FutureWarning about ArviZ itself,
-# not about anything crossppl or its user does): noise in crossppl's output.
-_warnings.filterwarnings("ignore", message="\nArviZ is undergoing a major refactor",
-                         category=FutureWarning)
-
-from crossppl.errors import (  # noqa: E402  (after the warnings filter)
+from crossppl.errors import (
     ConfigError,
     CrossPPLError,
     DataError,
@@ -31,6 +24,7 @@ __all__ = [
     "fit",
     "fit_program",
     "list_models",
+    "load_netcdf",
     "load_spec",
     "prior_predictive",
 ]
@@ -42,6 +36,10 @@ def __getattr__(name: str):
         from crossppl import api
 
         return getattr(api, name)
+    if name == "load_netcdf":
+        from crossppl.datatree import load_netcdf
+
+        return load_netcdf
     if name in ("compare", "testing"):
         import importlib
 

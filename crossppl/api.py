@@ -9,6 +9,7 @@ from pathlib import Path
 from crossppl.config import FitConfig
 from crossppl.models import Model, bundled_specs
 from crossppl.models import load_spec as _load_spec
+from crossppl.models.spec import path_text
 
 __all__ = ["emit", "fit", "fit_program", "list_models", "load_spec", "prior_predictive",
            "save_netcdf"]
@@ -151,7 +152,7 @@ def fit_program(
     impl = get_backend(program.backend)
     chosen = impl.check_engine(engine)
     raw = impl.sample_user(model, program, config, chosen)
-    raw.extra_attrs.setdefault("program_file", str(program.path))
+    raw.extra_attrs.setdefault("program_file", path_text(program.path))
     idata = to_inference_data(
         model, raw, backend=impl, program=program.source(), config=config, partial=True
     )

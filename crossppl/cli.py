@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--backend", "-b", required=True, choices=BACKEND_NAMES)
     fit.add_argument("--engine", help="engine running the program (default: the backend's "
                      "first available: stan cmdstanpy|pystan, pymc nutpie|pymc, numpyro)")
-    fit.add_argument("--output", "-o", help="write the InferenceData to this NetCDF file")
+    fit.add_argument("--output", "-o", help="write the result (ArviZ groups) to this NetCDF file")
     fit.add_argument("--force", action="store_true", help=FORCE_HELP)
     _sampler_options(fit, defaults, INIT_STRATEGIES)
 
@@ -182,25 +182,27 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _print_fit_summary(idata) -> None:
-    import arviz as az
+    from crossppl.compare.summary import summarize
 
-    attrs = idata.posterior.attrs
-    scalars = [name for name, var in idata.posterior.data_vars.items() if var.ndim == 2]
-    vectors = [name for name in idata.posterior.data_vars if name not in scalars]
-    from crossppl.backends.base import quiet_arviz
-
-    with quiet_arviz():  # a 1-chain fit: R-hat is undefined, shown as NaN
-        summary = az.summary(idata, var_names=scalars, kind="all", round_to=4)
-    n_div = int(idata.sample_stats["diverging"].sum())
+    posterior = idata["posterior"].to_dataset()
+    attrs = posterior.attrs
+    scalars = [name for name, var in posterior.data_vars.items() if var.ndim == 2]
+    vectors = [name for name in posterior.data_vars if name not in scalars]
+    n_div = int(idata["sample_stats"]["diverging"].sum())
     print(
         f"{attrs['model']} on {attrs['backend']} ({attrs['engine']}): "
         f"{attrs['config_chains']} chains x ({attrs['config_warmup']} warmup + "
         f"{attrs['config_draws']} draws), build {attrs['build_seconds']:.1f} s, "
         f"sampling {attrs['sampling_seconds']:.1f} s, {n_div} divergences"
     )
-    print(summary.to_string())
+    if scalars:
+        columns = ["mean", "sd", "q05", "q50", "q95", "mcse_mean", "ess_bulk", "ess_tail",
+                   "r_hat"]
+        table = summarize(posterior, scalars)[columns]
+        print(table.to_string(float_format=lambda v: f"{v:.4g}", na_rep="-"))
     if vectors:
-        print(f"(not shown: {', '.join(vectors)}; see the NetCDF output or az.summary)")
+        print(f"(not shown: {', '.join(vectors)}; see the NetCDF output or "
+              "crossppl.compare.summary.summarize)")
 
 
 def _pairs(items: list[str], option: str) -> dict[str, str]:

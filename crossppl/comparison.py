@@ -27,7 +27,7 @@ def compare(
     backends: Iterable[str] | None = None,
     programs: Iterable[str | UserProgram] | Mapping[str, str | UserProgram] | None = None,
     names: Mapping[str, str] | None = None,
-    reference: str | Path | None = None,
+    reference=None,
     alpha: float = 0.05,
     chains: int | None = None,
     warmup: int | None = None,
@@ -56,8 +56,9 @@ def compare(
     names
         Program name -> spec name, for the string-given programs whose names differ.
     reference
-        A reference posterior: summary JSON/CSV or NetCDF draws (see
-        :mod:`crossppl.compare.reference`).
+        A reference posterior: a path to summary JSON/CSV or NetCDF draws (see
+        :mod:`crossppl.compare.reference`), or draws in memory (an ``xarray.DataTree`` with a
+        ``posterior`` group, or an ArviZ ``InferenceData``).
     alpha
         Family-wise false-alarm rate over all agreement tests (Holm).
     chains, warmup, draws, seed, target_accept, max_treedepth, init
@@ -102,7 +103,13 @@ def compare(
     if clash:
         raise ConfigError(f"program label {clash[0]!r} is also a backend; label it otherwise",
                           entry="programs")
-    ref_table = load_reference(reference) if reference is not None else None
+    if reference is None or isinstance(reference, str | Path):
+        ref_table = load_reference(reference) if reference is not None else None
+    else:  # draws in memory (a DataTree, or what ArviZ converts to one)
+        from crossppl.datatree import as_datatree
+
+        ref_table = summarize(as_datatree(reference, "reference")["posterior"].to_dataset())
+        reference = f"<{type(reference).__name__} in memory>"
     show = sys.stderr.isatty() if progress is None else progress
     settings = {k: v for k, v in config.as_attrs().items()}
     settings["progress"] = False
@@ -134,8 +141,8 @@ def compare(
             sources[name] = Source(name, kind, engine=engines.get(name, ""), ran=False,
                                    seconds=out.seconds, error=out.error)
             continue
-        summary = summarize(out.idata.posterior)
-        attrs = dict(out.idata.posterior.attrs)
+        summary = summarize(out.idata["posterior"].to_dataset())
+        attrs = dict(out.idata["posterior"].attrs)
         sources[name] = Source(
             name, kind, engine=str(attrs.get("engine", "")), seconds=out.seconds,
             diagnostics=diagnose(out.idata, summary), summary=summary, idata=out.idata,
@@ -147,7 +154,8 @@ def compare(
     density, notes = _density_check(model, sources, user)
     healthy = {n: s.summary for n, s in sources.items() if s.ok and s.summary is not None}
     tests = pairwise_tests(healthy, alpha=alpha)
-    sampled = {n: s.idata.posterior for n, s in sources.items() if s.ok and s.idata is not None}
+    sampled = {n: s.idata["posterior"].to_dataset() for n, s in sources.items()
+               if s.ok and s.idata is not None}
     pooled = pooled_rhat(sampled) if len(sampled) >= 2 else pooled_rhat_empty()
     verdict = decide(list(sources.values()), tests, density)
     return Comparison(
@@ -220,7 +228,7 @@ def _density_check(model: Model, sources, user: Mapping[str, UserProgram]):
     )
     if donor is None:
         return None, ["log densities not compared: no fit produced draws"]
-    post = donor.idata.posterior
+    post = donor.idata["posterior"].to_dataset()
     missing = [p.name for p in model.parameters if p.name not in post]
     if missing:
         return None, [f"log densities not compared: {donor.name} has no draws of "

@@ -133,7 +133,7 @@ class FitJob:
 
 @dataclass
 class FitOutcome:
-    """What came back: the InferenceData, or the error that stopped the fit."""
+    """What came back: the ``xarray.DataTree``, or the error that stopped the fit."""
 
     name: str
     idata: Any = None
@@ -203,8 +203,6 @@ def run_fits(
     removed afterwards, also when an exception (KeyboardInterrupt, :class:`Terminated`) ends
     the run: then every running worker is stopped first.
     """
-    import arviz as az
-
     ctx = mp.get_context("spawn")
     check_timeout(timeout)
     check_parallel(parallel)
@@ -235,14 +233,14 @@ def run_fits(
                     if finished:
                         proc.join(2)
                         _stop(proc)
-                        outcome = _collect(name, nc, js, proc.exitcode, elapsed, az)
+                        outcome = _collect(name, nc, js, proc.exitcode, elapsed)
                     elif proc.is_alive():
                         _stop(proc)
                         outcome = FitOutcome(name, seconds=elapsed, error_type="Timeout",
                                              error=f"stopped after the timeout of {timeout:g} s")
                     else:
                         proc.join()
-                        outcome = _collect(name, nc, js, proc.exitcode, elapsed, az)
+                        outcome = _collect(name, nc, js, proc.exitcode, elapsed)
                     outcomes[name] = outcome
                     del running[name]
                     state = "done" if outcome.ok else f"FAILED ({outcome.error_type})"
@@ -253,7 +251,7 @@ def run_fits(
     return outcomes
 
 
-def _collect(name: str, nc: str, js: str, exitcode: int | None, elapsed: float, az) -> FitOutcome:
+def _collect(name: str, nc: str, js: str, exitcode: int | None, elapsed: float) -> FitOutcome:
     if not os.path.exists(js):
         return FitOutcome(name, seconds=elapsed, error_type="Crash",
                           error=f"the fit's process died (exit code {exitcode})")
@@ -261,10 +259,9 @@ def _collect(name: str, nc: str, js: str, exitcode: int | None, elapsed: float, 
     if not result["ok"]:
         return FitOutcome(name, seconds=result["seconds"], error=result["error"],
                           error_type=result["error_type"])
-    lazy = az.from_netcdf(nc)
-    idata = az.InferenceData(**{g: lazy[g].load() for g in lazy.groups()})
-    lazy.close()
-    return FitOutcome(name, idata=idata, seconds=result["seconds"])
+    from crossppl.datatree import load_netcdf
+
+    return FitOutcome(name, idata=load_netcdf(nc), seconds=result["seconds"])
 
 
 @contextlib.contextmanager

@@ -14,7 +14,11 @@ def assert_posteriors_match(
     alpha: float = 0.05,
     check_diagnostics: bool = True,
 ) -> None:
-    """Assert that two or more posteriors (ArviZ InferenceData) agree.
+    """Assert that two or more posteriors agree.
+
+    Each is an ``xarray.DataTree`` with a ``posterior`` group (what :func:`crossppl.fit`,
+    ``pm.sample``, nutpie and ``arviz_base.from_numpyro`` return), or anything ArviZ converts
+    to one (an ArviZ 0.x ``InferenceData`` included).
 
     Runs crossppl's tests (mean, sd, 5/50/95% quantiles of every shared element, scaled by
     MCSEs, Holm at family-wise ``alpha``) on the shared variables (or ``var_names``).
@@ -28,9 +32,12 @@ def assert_posteriors_match(
     from crossppl.compare.agreement import pairwise_tests
     from crossppl.compare.diagnostics import diagnose
     from crossppl.compare.summary import summarize
+    from crossppl.datatree import as_datatree
 
     if len(idatas) < 2:
-        raise TypeError("assert_posteriors_match needs at least two InferenceData objects")
+        raise TypeError("assert_posteriors_match needs at least two posteriors, found "
+                        f"{len(idatas)}")
+    idatas = tuple(as_datatree(i, f"posterior {k}") for k, i in enumerate(idatas))
     labels = list(names) if names else [f"posterior_{i}" for i in range(len(idatas))]
     if len(labels) != len(idatas):
         raise TypeError(f"names has {len(labels)} entries for {len(idatas)} posteriors")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import xarray as xr
 from crossppl.backends import get_backend
 from crossppl.backends.base import Draws, model_data, program_hash, to_inference_data
 
@@ -69,7 +72,8 @@ def test_converter_gives_canonical_names_dims_coords_and_attrs(rats):
     idata = to_inference_data(
         rats, _fake_draws(rats), backend=backend, program="prog", config=config
     )
-    assert set(idata.groups()) == {"posterior", "sample_stats", "observed_data"}
+    assert isinstance(idata, xr.DataTree)
+    assert set(idata.children) == {"posterior", "sample_stats", "observed_data"}
     assert idata.posterior["alpha"].dims == ("chain", "draw", "rat")
     assert list(idata.observed_data["week"].values) == [8, 15, 22, 29, 36]
     assert list(idata.posterior["rat"].values) == list(range(30))
@@ -78,7 +82,7 @@ def test_converter_gives_canonical_names_dims_coords_and_attrs(rats):
     attrs = idata.posterior.attrs
     assert attrs["backend"] == "numpyro" and attrs["engine"] == "fake"
     assert attrs["program_sha256"] == program_hash("prog")
-    assert attrs["config_seed"] == 1 and "version_arviz" in attrs
+    assert attrs["config_seed"] == 1 and "version_arviz_base" in attrs
 
 
 def test_converter_rejects_draws_of_the_wrong_shape(rats):
@@ -126,3 +130,63 @@ def test_failed_fit_leaves_no_output_file(rats, tmp_path, monkeypatch):
     with pytest.raises(EngineError, match="sampler crashed"):
         crossppl.fit(rats, "numpyro", output=out, chains=1, warmup=10, draws=10)
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+# -- ArviZ 1.x: the result is an xarray.DataTree; older files and objects still work ---------------
+PREVIOUS = Path(__file__).parent / "fixtures" / "previous"
+
+
+def test_a_file_written_by_the_previous_version_loads_as_a_datatree():
+    """``rats-numpyro-0.1.0-arviz0.nc`` was written by crossppl 0.1.0 on ArviZ 0.23 / Python
+    3.11 (``crossppl fit rats --backend numpyro --chains 2 --warmup 200 --draws 100``)."""
+    idata = crossppl.load_netcdf(PREVIOUS / "rats-numpyro-0.1.0-arviz0.nc")
+    assert isinstance(idata, xr.DataTree)
+    assert {"posterior", "sample_stats", "observed_data"} <= set(idata.children)
+    assert idata.posterior["alpha"].dims == ("chain", "draw", "rat")
+    assert idata.posterior.attrs["backend"] == "numpyro"
+
+
+def test_a_file_written_by_the_previous_version_is_a_reference(tmp_path):
+    from crossppl.compare.reference import load_reference
+
+    table = load_reference(PREVIOUS / "rats-numpyro-0.1.0-arviz0.nc")
+    assert {"mu_alpha", "alpha[0]", "sigma"} <= set(table.index)
+    assert 95 < table.loc["mu_alpha", "mean"] < 120
+    assert (table["mcse_q05"] > 0).all()
+
+
+class _InferenceDataLike:
+    """What ArviZ 0.x's InferenceData offers: ``groups()`` and a Dataset per group."""
+
+    def __init__(self, tree: xr.DataTree) -> None:
+        self._tree = tree
+        for name in tree.children:
+            setattr(self, name, tree[name].to_dataset())
+
+    def groups(self) -> list[str]:
+        return list(self._tree.children)
+
+
+def test_assert_posteriors_match_takes_datatrees_and_inference_data_alike():
+    from crossppl.testing import assert_posteriors_match
+
+    rng = np.random.default_rng(3)
+
+    def tree(shift: float = 0.0) -> xr.DataTree:
+        from arviz_base import from_dict
+
+        return from_dict({"posterior": {"a": shift + rng.normal(size=(4, 1000))},
+                          "sample_stats": {"diverging": np.zeros((4, 1000), bool)}})
+
+    assert_posteriors_match(tree(), _InferenceDataLike(tree()))
+    with pytest.raises(AssertionError, match="rejected"):
+        assert_posteriors_match(tree(), _InferenceDataLike(tree(shift=1.0)))
+    with pytest.raises(TypeError, match=r"expected an xarray\.DataTree"):
+        assert_posteriors_match(tree(), object())
+
+
+def test_compare_takes_draws_in_memory_as_the_reference():
+    idata = crossppl.load_netcdf(PREVIOUS / "rats-numpyro-0.1.0-arviz0.nc")
+    result = crossppl.compare("rats", backends=[], reference=idata)
+    assert "reference" in result.sources
+    assert result.sources["reference"].summary.loc["mu_alpha", "mean"] > 95

@@ -487,6 +487,18 @@ def test_fit_of_a_spec_in_a_folder_whose_name_is_not_utf8(tmp_path):
     assert idata["posterior"]["mu"].shape == (1, 100)
 
 
+def test_a_fit_with_progress_runs_and_says_when_sampling_starts_and_ends(capfd):
+    """NumPyro 0.22's own progress bar fails under JAX 0.12's scoped x64 ("Incorrect output
+    dtype ... Expected: int64, Actual: int32"); crossppl reports progress itself."""
+    import crossppl
+
+    idata = crossppl.fit("pump", "numpyro", chains=2, warmup=100, draws=100, progress=True)
+    assert idata["posterior"]["alpha"].shape == (2, 100)
+    err = capfd.readouterr().err
+    assert "NumPyro: sampling 2 chains x (100 warmup + 100 draws)" in err
+    assert "sampling done in" in err and "Traceback" not in err
+
+
 # -- the emitted module as a script ------------------------------------------------------------
 def test_emitted_module_runs_as_a_script(tmp_path, rats_program):
     script = tmp_path / "rats_numpyro.py"

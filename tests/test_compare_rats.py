@@ -60,14 +60,20 @@ def test_saved_reference_reads_back_and_matches_a_rerun(compared, tmp_path):
     _, out = compared
     saved = json.loads((out / "saved.json").read_text())
     assert saved["format"] == "crossppl-reference/1"
-    assert "version_arviz" in saved and saved["config_seed"] == 11
+    assert "version_arviz_base" in saved and saved["config_seed"] == 11
+    assert saved["source"] == "stan"
+    # The same backend and seed again reproduce the saved fit's draws exactly, so every z must be
+    # ~0: a statistic or MCSE lost or rounded on the way through the file would show.
     proc = subprocess.run(
-        [sys.executable, "-m", "crossppl.cli", "compare", "rats", "--backends", "numpyro",
-         "--reference", str(out / "saved.json"), "--seed", "12", "--no-progress"],
+        [sys.executable, "-m", "crossppl.cli", "compare", "rats", "--backends", "stan",
+         "--reference", str(out / "saved.json"), "--seed", "11", "--no-progress",
+         "--json", str(tmp_path / "rerun.json")],
         capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "VERDICT: MATCH" in proc.stdout
+    tests = json.loads((tmp_path / "rerun.json").read_text())["tests"]
+    assert len(tests) == 330 and max(abs(t["z"]) for t in tests) < 1e-6
 
 
 def test_html_report_renders_in_headless_chromium(compared, tmp_path):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
+from arviz_base import from_dict
 from crossppl.compare.agreement import holm, pairwise_tests, pooled_rhat
 from crossppl.compare.density import check_density
 from crossppl.compare.diagnostics import diagnose
@@ -28,9 +28,9 @@ def _idata(seed, shift=0.0, scale=1.0, chains=4, draws=2000, diverging=0, stuck=
     div = np.zeros((chains, draws), bool)
     div.flat[:diverging] = True
     energy = rng.normal(size=(chains, draws))
-    return az.from_dict(
-        posterior={"a": a, "b": b},
-        sample_stats={"diverging": div, "energy": energy, "lp": energy},
+    return from_dict(
+        {"posterior": {"a": a, "b": b},
+         "sample_stats": {"diverging": div, "energy": energy, "lp": energy}},
         coords={"g": list("abcdefgh")},
         dims={"b": ["g"]},
     )
@@ -74,7 +74,7 @@ def test_a_wrong_scale_is_caught_by_the_sd_and_tail_quantiles():
 
 def test_heavy_tails_are_tested_on_quantiles_only():
     rng = np.random.default_rng(6)
-    heavy = {k: summarize(az.from_dict(posterior={"c": rng.standard_cauchy((4, 2000))}).posterior)
+    heavy = {k: summarize(from_dict({"posterior": {"c": rng.standard_cauchy((4, 2000))}}).posterior)
              for k in ("x", "y")}
     tests = pairwise_tests(heavy)
     untested = tests[tests["note"] != ""]
@@ -156,3 +156,67 @@ def test_assert_posteriors_match_for_users_test_suites():
         assert_posteriors_match(_idata(14), _idata(16, shift=0.2), names=["ok", "shifted"])
     with pytest.raises(AssertionError, match="diagnostics failed"):
         assert_posteriors_match(_idata(14), _idata(17, diverging=2))
+
+
+# -- what a user reads: no numeric noise, columns apart, honest wording --------------------------
+def test_summaries_of_constant_and_count_elements_raise_no_numeric_warnings():
+    """A data-like constant element and a count with tied tails gave NumPy "divide by zero"
+    warnings in the terminal; their undefined statistics are NaN, silently."""
+    rng = np.random.default_rng(21)
+    idata = from_dict({"posterior": {"c": np.full((4, 500), 2.0),
+                                     "k": rng.poisson(0.1, size=(4, 500)).astype(float),
+                                     "x": rng.normal(size=(4, 500))}})
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = summarize(idata.posterior)
+        diagnose(idata, table)
+    assert np.isnan(table.loc["c", "khat"]) and table.loc["x", "khat"] < 0.7
+
+
+def test_ebfmi_is_never_printed_as_minus_zero():
+    rng = np.random.default_rng(22)
+    stuck = np.cumsum(rng.normal(scale=1e-3, size=(4, 500)), axis=1)  # E-BFMI ~ 0
+    idata = from_dict({"posterior": {"a": rng.normal(size=(4, 500))},
+                       "sample_stats": {"energy": stuck, "diverging": np.zeros((4, 500), bool)}})
+    diag = diagnose(idata, summarize(idata.posterior))
+    text = "; ".join(diag.reasons)
+    assert "E-BFMI" in text and "-0.00" not in text
+
+
+def _comparison(idatas: dict):
+    from crossppl.compare.result import Comparison
+    from crossppl.compare.verdict import decide
+
+    sources = {name: summarize(idata.posterior) for name, idata in idatas.items()}
+    srcs = [Source(name, "generated", summary=sources[name],
+                   diagnostics=diagnose(idata, sources[name])) for name, idata in idatas.items()]
+    tests = pairwise_tests(sources)
+    return Comparison(model="m", verdict=decide(srcs, tests, None),
+                      sources={s.name: s for s in srcs}, tests=tests, density=None,
+                      pooled=pd.DataFrame(columns=["parameter", "r_hat", "flagged"]), alpha=0.05)
+
+
+def test_terminal_table_keeps_long_numbers_apart():
+    rng = np.random.default_rng(23)
+    draws = {"a": 7.944 + rng.normal(size=(4, 500)),
+             "tiny": 4.776e-28 * np.exp(rng.normal(size=(4, 500))),
+             "huge": -44.964e125 * np.exp(rng.normal(size=(4, 500)))}
+    text = _comparison({"x": from_dict({"posterior": draws})}).to_text()
+    rows = [line for line in text.splitlines() if line.lstrip().startswith(("a ", "tiny", "huge"))]
+    assert len(rows) == 3
+    for row in rows:
+        cells = row.split()
+        assert len(cells) == 9, row  # name, source, 5 statistics, ESS, R-hat: all apart
+        for cell in cells[2:7]:
+            float(cell)
+
+
+def test_a_vector_without_tests_is_not_reported_as_passing_them():
+    rng = np.random.default_rng(24)
+    one = from_dict({"posterior": {"v": rng.normal(size=(4, 500, 6))}}, dims={"v": ["k"]})
+    alone = _comparison({"x": one}).to_text()
+    assert "v[...]: 6 elements, not tested" in alone and "no test rejected" not in alone
+    two = _comparison({"x": one, "y": one}).to_text()
+    assert "v[...]: 6 elements, no test rejected" in two

@@ -23,7 +23,7 @@ PREDICTIVE = FIXTURES / "specs" / "predictive.toml"
 def test_prior_predictive_returns_inference_data_with_the_spec_s_names(tmp_path):
     out = tmp_path / "prior.nc"
     idata = crossppl.prior_predictive(PREDICTIVE, "numpyro", draws=300, seed=3, output=out)
-    assert set(idata.groups()) == {"prior", "prior_predictive", "observed_data"}
+    assert set(idata.children) == {"prior", "prior_predictive", "observed_data"}
     assert set(idata.prior.data_vars) == {"mu", "sigma", "b", "p", "b_new", "r_rep", "y_new",
                                           "count_new", "flip"}
     assert set(idata.prior_predictive.data_vars) == {"r", "y"}

@@ -56,7 +56,7 @@ def pymc_fit(rats):
 @pytest.fixture(scope="module")
 def points(numpyro_fit, rats):
     """Six posterior draws of every parameter, keyed by the spec's names."""
-    flat = numpyro_fit.posterior.stack(sample=("chain", "draw"))
+    flat = numpyro_fit["posterior"].to_dataset().stack(sample=("chain", "draw"))
     pick = np.linspace(0, flat.sizes["sample"] - 1, 6).astype(int)
     return {p.name: np.moveaxis(flat[p.name].isel(sample=pick).values, -1, 0)
             for p in rats.parameters}

@@ -93,8 +93,9 @@ def fit(
 
 
 if __name__ == "__main__":
-    import arviz as az
+    import arviz_stats as azs
+    from arviz_base import from_dict
 
     out = fit()
-    print(az.summary(az.from_dict(posterior=out["samples"]), var_names=["~alpha", "~beta"]))
+    print(azs.summary(from_dict({"posterior": out["samples"]}), var_names=["~alpha", "~beta"]))
     print(f"build {out['build_seconds']:.2f} s, sampling {out['sampling_seconds']:.2f} s")

@@ -60,8 +60,8 @@ def fit(
     Returns ``{"idata", "build_seconds", "sampling_seconds"}``. Build: constructing the model
     (and for nutpie compiling it, ``compile_pymc_model``). Sampling: the sampler call, which for
     pm.sample includes compiling the log density and its gradient; pm.sample's draws come back as
-    a MultiTrace and are converted to InferenceData after the clock stops (nutpie returns
-    InferenceData itself). Chains run on ``cores`` processes/threads, default min(chains, CPUs).
+    a MultiTrace and are converted to a DataTree after the clock stops (nutpie returns
+    a DataTree itself). Chains run on ``cores`` processes/threads, default min(chains, CPUs).
     """
     import os
 
@@ -110,8 +110,8 @@ def fit(
 
 
 if __name__ == "__main__":
-    import arviz as az
+    import arviz_stats as azs
 
     out = fit(sys.argv[1] if len(sys.argv) > 1 else "nutpie")
-    print(az.summary(out["idata"], var_names=["~alpha", "~beta"]))
+    print(azs.summary(out["idata"], var_names=["~alpha", "~beta"]))
     print(f"build {out['build_seconds']:.2f} s, sampling {out['sampling_seconds']:.2f} s")

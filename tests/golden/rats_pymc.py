@@ -4,14 +4,14 @@ Hierarchical linear growth of 30 rats weighed at 5 ages (non-centred x)
 Source: Gelfand, Hills, Racine-Poon & Smith (1990), JASA 85:972-985; BUGS Examples Vol. I
 'Rats'
 
-Run as a script to fit it to its spec's data with PyMC's NUTS and print a summary:
+Run as a script to fit it to its spec's data exactly as `crossppl fit SPEC --backend pymc` does
+(nutpie's NUTS, the same settings and initial points) and print a summary:
 
-    python rats_pymc.py [SPEC] [--draws N] [--tune N] [--chains N] [--seed N]
+    python rats_pymc.py [SPEC] [--chains N] [--warmup N] [--draws N] [--seed N]
 
 SPEC: a bundled model's name or the path to a .toml spec (default 'rats').
 """
 
-import arviz as az
 import pymc as pm
 
 SPEC = "rats"
@@ -40,25 +40,30 @@ def build_model(data, coords):
 
 
 def main(argv=None):
-    """Fit the model to a spec's data with PyMC's NUTS and print a summary."""
+    """Fit this module's model to a spec's data as ``crossppl fit`` does and print a summary."""
     import argparse
+    from pathlib import Path
 
-    from crossppl.backends.base import model_data
+    from crossppl.backends import get_backend, to_inference_data
+    from crossppl.compare.summary import summarize
+    from crossppl.config import FitConfig
     from crossppl.models import load_spec
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("spec", nargs="?", default=SPEC, help="bundled model name or .toml path")
-    parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--tune", type=int, default=1000)
-    parser.add_argument("--chains", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=None)
+    for name in ("--chains", "--warmup", "--draws", "--seed"):
+        parser.add_argument(name, type=int, help="default: the spec's [fit], else crossppl's")
     args = parser.parse_args(argv)
     spec = load_spec(args.spec)
-    with build_model(model_data(spec), spec.coords):
-        idata = pm.sample(
-            draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed
-        )
-    print(az.summary(idata))
+    config = FitConfig.resolve(spec.fit, chains=args.chains, warmup=args.warmup,
+                               draws=args.draws, seed=args.seed)
+    backend = get_backend("pymc")
+    program = Path(__file__).read_text(encoding="utf-8")
+    draws = backend.sample(spec, program, config, backend.default_engine())
+    idata = to_inference_data(spec, draws, backend=backend, program=program, config=config)
+    table = summarize(idata["posterior"].to_dataset())
+    columns = ["mean", "sd", "q05", "q50", "q95", "ess_bulk", "r_hat"]
+    print(table[columns].round(4).to_string())
 
 
 if __name__ == "__main__":
