@@ -160,7 +160,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from crossppl.config import FitConfig
     from crossppl.runner import FitJob, run_fits
 
-    _check_output(args.output, "--output", args.force)
+    _check_output(args.output, "--output", args.force, netcdf=True)
     settings = {"chains": args.chains, "warmup": args.warmup, "draws": args.draws,
                 "seed": args.seed, "target_accept": args.target_accept,
                 "max_treedepth": args.max_treedepth, "init": args.init,
@@ -354,10 +354,12 @@ def _subclasses(cls: type) -> list[type]:
     return [cls, *(sub for child in cls.__subclasses__() for sub in _subclasses(child))]
 
 
-def _check_output(path: str | None, option: str, force: bool, *, folder: bool = False) -> None:
+def _check_output(path: str | None, option: str, force: bool, *, folder: bool = False,
+                  netcdf: bool = False) -> None:
     """Refuse an output path before any work (ConfigError, exit 2): a folder (unless
     ``folder``), a file that exists (unless ``force``), a path under a file, or one in a folder
-    this process cannot write in. Missing folders on the way are fine (they are created)."""
+    this process cannot write in; for ``netcdf``, a path that is not UTF-8 (the netCDF library
+    cannot open it). Missing folders on the way are fine (they are created)."""
     import tempfile
     from pathlib import Path
 
@@ -365,6 +367,15 @@ def _check_output(path: str | None, option: str, force: bool, *, folder: bool = 
 
     if path is None:
         return
+    if netcdf:
+        try:
+            os.fsencode(path).decode("utf-8")
+        except UnicodeDecodeError:
+            from crossppl.models.spec import path_text
+
+            raise ConfigError(f"cannot write NetCDF to '{path_text(path)}': the netCDF library "
+                              "opens only UTF-8 paths; give a path whose folder and file names "
+                              "are UTF-8", entry=option) from None
     target = Path(path)
     if target.is_dir() and not folder:
         raise ConfigError(f"found the folder {path!r}; give a file path, e.g. "

@@ -149,3 +149,15 @@ def test_fit_refuses_to_overwrite_without_force(tmp_path):
     assert out.read_bytes()[:4] == b"\x89HDF"
     assert stat.S_IMODE(out.stat().st_mode) == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pump.nc"]
+
+
+def test_a_netcdf_output_in_a_folder_that_is_not_utf8_is_refused_before_any_work(
+        tmp_path, no_fits, capsys):
+    """The netCDF library opens only UTF-8 paths: found after the fit as a UnicodeEncodeError
+    traceback; now refused first (exit 2)."""
+    folder = os.fsencode(tmp_path) + b"/o\xff"
+    os.mkdir(folder)
+    out = os.fsdecode(folder + b"/p.nc")
+    assert main(["fit", "pump", "--backend", "numpyro", "-o", out]) == 2
+    err = capsys.readouterr().err
+    assert "--output" in err and "o\\xff" in err and "UTF-8" in err and "Traceback" not in err
