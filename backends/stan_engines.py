@@ -454,6 +454,13 @@ class PyStanEngine:
                     output.strip().splitlines()[-20:])
             if re.match(r"(Semantic|Syntax) error", text):
                 raise self.error(f"stanc rejected {_stan_label(label)}:\n{text}")
+            if resp.status == 500 and sys.version_info >= (3, 13):
+                raise self.error(
+                    f"building {label} failed: httpstan compiled it, but the module does not "
+                    "load on Python 3.13 (httpstan 4.17's C++ code calls "
+                    "_PyThreadState_UncheckedGet, which Python 3.13 removed); run PyStan on "
+                    "Python 3.12, or use the cmdstanpy engine with a CmdStan installation"
+                )
             raise self.error(
                 f"building {label} failed (is a C++ compiler installed?):\n{text}"
             )
@@ -815,6 +822,11 @@ class _StanHost:
 def _host_main(conn: Any, parent: int) -> None:
     """The Stan host: serve requests on ``conn`` until the caller closes it or stops the host."""
     threading.Thread(target=_watch_parent, args=(parent, os.getcwd()), daemon=True).start()
+    # httpstan's server logs a failed request's traceback through aiohttp ("Error handling
+    # request"); the EngineError it becomes says what went wrong, once.
+    server_log = logging.getLogger("aiohttp.server")
+    server_log.addHandler(logging.NullHandler())
+    server_log.propagate = False
     engine = PyStanEngine()
     with _quiet_pystan():
         asyncio.run(_host_serve(engine, conn))
