@@ -150,7 +150,7 @@ def test_ctrl_c_during_a_long_stan_fit_stops_it_at_once(run):
 @pytest.mark.slow
 def test_ctrl_c_during_a_numpyro_fit_stops_it_at_once(run):
     """It used to crash (exit 139, a segfault) in 4 of 5 tries, 4-8 s in (JAX compiling or
-    sampling; without --progress, which NumPyro 0.22 fails with on JAX 0.12)."""
+    sampling)."""
     started = run(*command(console_script=False), "fit", "rats", "--backend", "numpyro",
                   "--draws", "200000", "-o", "d.nc")
     time.sleep(6)
