@@ -102,6 +102,12 @@ __all__ = [
     "stanc_info",
 ]
 
+#: Why PyStan fails on Python 3.13 (its builds do not load there).
+_PY313 = ("httpstan compiled it, but the module does not load on Python 3.13 (httpstan 4.17's "
+          "wheel links every model with a stan_services.o built for Python 3.10, which calls "
+          "_PyThreadState_UncheckedGet, removed in 3.13); run PyStan on Python 3.12, or use the "
+          "cmdstanpy engine with a CmdStan installation")
+
 log = logging.getLogger("crossppl.stan")
 
 #: Stan's sampler outputs -> ArviZ's sample_stats names.
@@ -455,18 +461,15 @@ class PyStanEngine:
             if re.match(r"(Semantic|Syntax) error", text):
                 raise self.error(f"stanc rejected {_stan_label(label)}:\n{text}")
             if resp.status == 500 and sys.version_info >= (3, 13):
-                raise self.error(
-                    f"building {label} failed: httpstan compiled it, but the module does not "
-                    "load on Python 3.13 (httpstan 4.17's C++ code calls "
-                    "_PyThreadState_UncheckedGet, which Python 3.13 removed); run PyStan on "
-                    "Python 3.12, or use the cmdstanpy engine with a CmdStan installation"
-                )
+                raise self.error(f"building {label} failed: {_PY313}")
             raise self.error(
                 f"building {label} failed (is a C++ compiler installed?):\n{text}"
             )
         model_name = resp.json()["name"]
         stanc_warnings = _strip_paths(resp.json().get("stanc_warnings") or "")
         resp = await client.post(f"/{model_name}/params", json={"data": data})
+        if resp.status == 500 and sys.version_info >= (3, 13):
+            raise self.error(f"loading {label} failed: {_PY313}")
         if resp.status != 200:
             raise self.error(f"the data do not fit {label}: {_error_text(resp.content)}")
         return _Built(model_name, list(resp.json()["params"]), time.perf_counter() - start,

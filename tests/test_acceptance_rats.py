@@ -17,13 +17,13 @@ from crossppl.compare.summary import summarize
 
 import crossppl
 
-from .conftest import BACKENDS
+from .conftest import BACKEND_PARAMS
 
 PARAMS = ("mu_alpha", "mu_beta", "tau_alpha", "tau_beta", "tau", "sigma")
 REFERENCE = json.loads(files("crossppl.data").joinpath("rats.reference.json").read_text())
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=BACKEND_PARAMS)
 def rats_fit(request):
     return crossppl.fit(
         "rats", request.param, chains=4, warmup=1000, draws=3000, seed=20261124, progress=False

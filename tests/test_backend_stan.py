@@ -403,6 +403,7 @@ def rats_fit(backend, rats, rats_program):
     return draws, idata
 
 
+@pytest.mark.pystan
 @pytest.mark.slow
 def test_rats_fit_has_canonical_names_dims_and_stats(rats_fit):
     idata = rats_fit[1]
@@ -426,6 +427,7 @@ def test_rats_fit_has_canonical_names_dims_and_stats(rats_fit):
     assert "stan_warmup_messages" in idata.attrs
 
 
+@pytest.mark.pystan
 @pytest.mark.slow
 def test_same_seed_same_draws_without_recompiling(backend, rats, rats_program, rats_fit):
     again = backend.sample(rats, rats_program, SMALL, "pystan")
@@ -438,6 +440,7 @@ def test_same_seed_same_draws_without_recompiling(backend, rats, rats_program, r
     assert not np.array_equal(other.posterior["alpha"], again.posterior["alpha"])
 
 
+@pytest.mark.pystan
 @pytest.mark.slow
 def test_a_build_waits_for_another_process_building_the_same_program(rats, rats_program,
                                                                      rats_fit):
@@ -470,6 +473,7 @@ def test_a_build_waits_for_another_process_building_the_same_program(rats, rats_
     assert built and built[0].cached  # then found in the cache, not rebuilt
 
 
+@pytest.mark.pystan
 @pytest.mark.slow
 def test_a_first_build_prints_nothing(capfd):
     """g++ writes pages of warnings for Stan's headers; httpstan hides them only when
@@ -492,6 +496,7 @@ def _asdict(config: FitConfig) -> dict:
     return {k: getattr(config, k) for k in config.__dataclass_fields__}
 
 
+@pytest.mark.pystan
 @pytest.mark.slow
 def test_fits_are_not_left_in_the_httpstan_cache(backend, rats, rats_program, rats_fit):
     import httpstan.cache
@@ -503,6 +508,7 @@ def test_fits_are_not_left_in_the_httpstan_cache(backend, rats, rats_program, ra
     assert sorted(folder.rglob("*.jsonlines.gz")) == before
 
 
+@pytest.mark.pystan
 @pytest.mark.slow
 def test_stan_messages_are_counted_not_printed(backend, rats, rats_program, rats_fit, capfd,
                                                recwarn):
@@ -517,6 +523,7 @@ def test_stan_messages_are_counted_not_printed(backend, rats, rats_program, rats
     assert "stan_message_example" in draws.extra_attrs
 
 
+@pytest.mark.pystan
 @pytest.mark.slow
 def test_progress_is_shown_only_when_asked(backend, rats, rats_program, rats_fit, capfd):
     capfd.readouterr()
@@ -548,6 +555,7 @@ def rats_logp(model, point: dict) -> float:
     return float(lp)
 
 
+@pytest.mark.pystan
 @pytest.mark.slow
 def test_rats_log_density_matches_scipy(backend, rats, rats_program, rats_fit):
     post = rats_fit[1].posterior
@@ -666,6 +674,7 @@ def every_distribution_points(model, n: int, seed: int = 0) -> dict[str, np.ndar
     return points
 
 
+@pytest.mark.pystan
 @pytest.mark.slow
 def test_log_density_of_every_distribution_matches_scipy(backend):
     model = parse_spec(EVERY_DISTRIBUTION)
@@ -680,6 +689,7 @@ def test_log_density_of_every_distribution_matches_scipy(backend):
     np.testing.assert_allclose(got - got[0], want - want[0], rtol=1e-9, atol=1e-8)
 
 
+@pytest.mark.pystan(raises=AssertionError)  # seen as an exit code or a message
 @pytest.mark.slow
 def test_failing_chains_are_engine_errors(backend):
     # more binomial successes than trials: every evaluation throws, so initialization fails
@@ -691,6 +701,7 @@ def test_failing_chains_are_engine_errors(backend):
         backend.sample(model, backend.emit(model), SMALL, "pystan")
 
 
+@pytest.mark.pystan
 @pytest.mark.slow
 def test_data_that_do_not_fit_the_program_are_engine_errors(backend, rats_program, rats_fit):
     other = parse_spec(SHAPES)
@@ -698,6 +709,7 @@ def test_data_that_do_not_fit_the_program_are_engine_errors(backend, rats_progra
         backend.sample(other, rats_program, SMALL, "pystan")
 
 
+@pytest.mark.pystan
 @pytest.mark.slow
 def test_sampling_works_inside_a_running_event_loop(backend, rats, rats_program, rats_fit):
     """As in Jupyter, where PyStan's own asyncio.run fails: httpstan runs in the Stan host, so
@@ -894,6 +906,7 @@ def test_failed_draws_are_counted():
     assert found.reasons == {"normal_rng: Scale parameter is inf, but must be positive finite!": 2}
 
 
+@pytest.mark.pystan
 @pytest.mark.slow
 def test_predictive_fit_draws_generated_quantities_per_posterior_draw(backend, predictive,
                                                                       predictive_program):
@@ -930,6 +943,7 @@ def test_predictive_fit_draws_generated_quantities_per_posterior_draw(backend, p
         assert abs(z.var() - 1) < 0.15, (name, z.var())
 
 
+@pytest.mark.pystan
 @pytest.mark.slow
 def test_prior_predictive_prints_nothing(backend, predictive, predictive_prior, capfd, recwarn):
     capfd.readouterr()
@@ -940,6 +954,7 @@ def test_prior_predictive_prints_nothing(backend, predictive, predictive_prior, 
         np.testing.assert_array_equal(again[name], values, err_msg=name)
 
 
+@pytest.mark.pystan
 @pytest.mark.slow
 def test_prior_predictive_draws_stan_cannot_compute_are_nan_and_silent(backend, rats, capfd,
                                                                       caplog):

@@ -17,7 +17,7 @@ from crossppl.backends import get_backend
 from crossppl.models import DISTRIBUTIONS, parse_spec
 from scipy import special, stats
 
-from .conftest import BACKENDS
+from .conftest import BACKEND_PARAMS
 
 #: Range of the uniform prior (and of the test points) of each argument, by parameter name.
 ARG_RANGE = {
@@ -154,7 +154,7 @@ def _log_density(backend_name: str, model):
     return _CACHE[backend_name]
 
 
-@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("backend_name", BACKEND_PARAMS)
 @pytest.mark.parametrize(("row", "key"), ROWS, ids=[f"{r}-{k}" for r, k in ROWS])
 def test_log_density_matches_scipy(backend_name, row, key, model):
     points, logp = _log_density(backend_name, model)
@@ -212,7 +212,7 @@ def test_every_row_is_drawn_as_a_generated_quantity(generated_model):
         == sorted(ROWS)
 
 
-@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("backend_name", BACKEND_PARAMS)
 def test_generated_draws_follow_scipy(backend_name, generated_model):
     """Each row's ``_rng`` / forward draw has scipy's distribution (two-sample KS against scipy's
     own draws, Bonferroni at 0.1%): a precision read as an sd, or a rate as a scale, fails."""

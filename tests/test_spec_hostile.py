@@ -1253,6 +1253,7 @@ def test_base_document_is_valid():
 
 @FAST
 @given(doc=mutated_specs())
+@pytest.mark.filterwarnings("ignore::crossppl.errors.SpecWarning")  # a mutation may earn one
 def test_mutated_valid_specs(doc, data_dir):
     model = only_user_errors(parse_at, toml_document(doc), data_dir)
     if model is not None:

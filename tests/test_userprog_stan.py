@@ -245,6 +245,7 @@ def port_fit(port):
                                 draws=300, progress=False)
 
 
+@pytest.mark.pystan
 @pytest.mark.slow
 def test_fit_program_returns_spec_names_dims_and_attrs(port_fit):
     post = port_fit.posterior
@@ -267,6 +268,7 @@ def fit_points(idata, rats, n: int = 12) -> dict[str, np.ndarray]:
             for p in rats.parameters}
 
 
+@pytest.mark.pystan
 @pytest.mark.slow
 def test_log_density_tells_the_correct_port_from_the_wrong_one(backend, rats, port, port_fit):
     points = fit_points(port_fit, rats)

@@ -18,7 +18,7 @@ from crossppl.backends import get_backend
 from crossppl.compare.prior import prior_agreement
 from crossppl.models import DISTRIBUTIONS
 
-from .conftest import BACKENDS
+from .conftest import BACKEND_PARAMS, RUNNABLE
 from .test_zoo import KNOWN_FAILURES, PRIOR_ALPHA, PRIOR_DRAWS, ZOO, _cached, _expect, _model
 
 # -- every backend: prior predictive draws are the zoo's ---------------------------------------
@@ -54,7 +54,7 @@ def test_zoo_prior_simulations_hold_every_variable(zoo_model):
         assert sim[decl.name].shape == (PRIOR_DRAWS, *(model.dim(d).size for d in decl.dims))
 
 
-@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("backend_name", BACKEND_PARAMS)
 def test_prior_predictive_matches_the_zoo_s(request, zoo_model, backend_name):
     """The backend's forward simulation (priors, derived and generated quantities, replicated
     data) has the distribution of the zoo's numpy simulation: KS per element, Holm at 1%."""
@@ -69,7 +69,7 @@ def test_prior_predictive_matches_the_zoo_s(request, zoo_model, backend_name):
 
 def test_prior_predictive_agrees_across_backends(zoo_model):
     """All working backends at once (the same tests, every backend against the first)."""
-    working = [b for b in BACKENDS if "prior" not in getattr(
+    working = [b for b in RUNNABLE if "prior" not in getattr(
         KNOWN_FAILURES.get((zoo_model, b)), "checks", ())]
     assert len(working) >= 2, f"{zoo_model}: fewer than two backends simulate it"
     result = prior_agreement({b: _prior(zoo_model, b) for b in working},
