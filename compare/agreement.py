@@ -1,5 +1,10 @@
 """Tests of agreement between posteriors: every element, every statistic, every pair of sources,
-each difference scaled by the Monte Carlo standard errors, with Holm's family-wise control."""
+each difference scaled by the Monte Carlo standard errors.
+
+Each pair of sources is its own family: Holm's method over that pair's tests, at ``alpha``. A
+pair's tests, rejections and thresholds are therefore the same whether the pair is compared
+alone or in a run with other sources; the run's verdict is a mismatch when any pair's is.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from scipy import stats
 
 from .summary import STATISTICS
 
-__all__ = ["KHAT_MAX", "holm", "pairwise_tests", "pooled_rhat"]
+__all__ = ["KHAT_MAX", "holm", "holm_levels", "pairwise_tests", "pooled_rhat"]
 
 #: Degrees of freedom of the Student-t reference of each z: the MCSE in its denominator is itself
 #: an estimate (from 4 chains x 1000 draws its relative error is ~10%), so z is t-like, not
@@ -28,7 +33,16 @@ MCSE_DF = 100
 KHAT_MAX = 0.7
 
 TEST_COLUMNS = ["parameter", "variable", "statistic", "pair", "a", "b", "value_a", "value_b",
-                "se", "z", "p", "reject", "note"]
+                "se", "z", "p", "z_crit", "reject", "note"]
+
+
+def holm_levels(pvalues: np.ndarray, alpha: float) -> np.ndarray:
+    """The level each p-value faces in Holm's step-down procedure: ``alpha / (m - rank)``,
+    rank 0 for the smallest p."""
+    p = np.asarray(pvalues, dtype=float)
+    levels = np.empty(p.size)
+    levels[np.argsort(p, kind="stable")] = alpha / (p.size - np.arange(p.size))
+    return levels
 
 
 def holm(pvalues: np.ndarray, alpha: float) -> np.ndarray:
@@ -58,7 +72,8 @@ def pairwise_tests(
     :func:`~crossppl.compare.summary.summarize` table; a statistic whose value or MCSE is
     missing (NaN) in a source is not tested for it. ``z = (a - b) / sqrt(mcse_a^2 + mcse_b^2)``,
     ``p`` two-sided from a Student-t with :data:`MCSE_DF` degrees of freedom (the MCSEs are
-    estimates); rejections by Holm over all tests at ``alpha``.
+    estimates). Each pair is one family: Holm over its tests at ``alpha``; ``z_crit`` is the
+    |z| a test needed at its Holm step (the step-down stops at the first test below it).
     """
     rows = []
     for a, b in pairs or list(itertools.combinations(summaries, 2)):
@@ -85,13 +100,15 @@ def pairwise_tests(
                     "statistic": stat, "pair": f"{a} vs {b}", "a": a, "b": b,
                     "value_a": va, "value_b": vb, "se": se, "z": z,
                     "p": float(2 * stats.t.sf(abs(z), MCSE_DF)) if not note else math.nan,
-                    "note": note,
+                    "z_crit": math.nan, "note": note,
                 })
     table = pd.DataFrame(rows, columns=TEST_COLUMNS)
-    tested = table["note"] == ""
     table["reject"] = False
-    if tested.any():
-        table.loc[tested, "reject"] = holm(table.loc[tested, "p"].to_numpy(), alpha)
+    tested = table[table["note"] == ""]
+    for _, family in tested.groupby("pair", sort=False):
+        p = family["p"].to_numpy()
+        table.loc[family.index, "reject"] = holm(p, alpha)
+        table.loc[family.index, "z_crit"] = stats.t.isf(holm_levels(p, alpha) / 2, MCSE_DF)
     return table
 
 

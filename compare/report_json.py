@@ -7,7 +7,8 @@
                         ess_bulk_min, ess_tail_min, divergences, ebfmi_min, reasons}}
     parameters.<name>.<source>   {mean, sd, mcse_mean, mcse_sd, q05, q50, q95, ess_bulk,
                                   ess_tail, r_hat, khat}
-    tests              [{parameter, statistic, pair, z, p, reject, note}]
+    tests              [{parameter, statistic, pair, z, p, z_crit, reject, note}]  (z_crit: the
+                        |z| the test needed at its Holm step within its pair)
     density            {points, pairs: [{pair, spread, constant}], terms: [...]} | null
     pooled_rhat        [{parameter, r_hat, flagged}]
 """
@@ -52,8 +53,9 @@ def to_json_dict(comparison) -> dict:
             }
     tests = [
         {k: _clean(v) for k, v in rec.items()}
-        for rec in comparison.tests[["parameter", "statistic", "pair", "z", "p", "reject",
-                                     "note"]].to_dict("records")
+        for rec in comparison.tests.reindex(columns=["parameter", "statistic", "pair", "z", "p",
+                                                     "z_crit", "reject", "note"]
+                                            ).to_dict("records")
     ]
     density = None
     if comparison.density is not None:

@@ -91,8 +91,13 @@ def render_text(comparison, *, max_rows: int = 40) -> str:
     tests = comparison.tests
     n_tested = int((tests["note"] == "").sum()) if len(tests) else 0
     n_rej = int(tests["reject"].sum()) if len(tests) else 0
-    lines.append(f"{n_tested} tests (mean, sd, 5/50/95% quantiles per element and pair), "
-                 f"family-wise alpha {comparison.alpha} (Holm): {n_rej} rejected")
+    n_pairs = tests.loc[tests["note"] == "", "pair"].nunique() if len(tests) else 0
+    lines.append(f"{n_tested} tests (mean, sd, 5/50/95% quantiles per element) in {n_pairs} "
+                 f"pair(s) of sources, family-wise alpha {comparison.alpha} per pair (Holm): "
+                 f"{n_rej} rejected")
+    if n_pairs > 1:
+        lines.append(f"  (each pair decides alone; with {n_pairs} pairs a run of correct programs "
+                     f"is flagged at most {min(1.0, n_pairs * comparison.alpha):.2g} of the time)")
     if len(comparison.pooled):
         worst = comparison.pooled["r_hat"].max()
         lines.append(f"pooled chains across sources: max R-hat {worst:.4f}")

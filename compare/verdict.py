@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -63,8 +64,10 @@ class Verdict:
 def decide(
     sources: list[Source], tests: pd.DataFrame, density: DensityCheck | None
 ) -> Verdict:
-    """Mismatch if the programs' densities differ or a test between healthy sources rejects;
-    otherwise inconclusive if any source failed to run or its diagnostics; otherwise match."""
+    """Mismatch if the programs' densities differ or a test between healthy sources rejects
+    (each pair of sources is its own family of tests, so a pair's result does not depend on the
+    other sources of the run); otherwise inconclusive if any source failed to run or its
+    diagnostics; otherwise match."""
     mismatches = []
     if density is not None:
         for _, row in density.pairs[~density.pairs["constant"]].iterrows():
@@ -76,12 +79,7 @@ def decide(
             )
     rejected = tests[tests["reject"]] if len(tests) else tests
     for pair, group in rejected.groupby("pair", sort=False) if len(rejected) else ():
-        flagged = ", ".join(
-            f"{r.parameter} {r.statistic} (z={r.z:.1f})"
-            for r in group.sort_values("p").head(5).itertuples()
-        )
-        more = f" and {len(group) - 5} more" if len(group) > 5 else ""
-        mismatches.append(f"{pair}: {flagged}{more}")
+        mismatches.extend(_pair_reasons(pair, group, tests, density))
     if mismatches:
         return Verdict("mismatch", tuple(mismatches))
     problems = [s.problem for s in sources if not s.ok]
@@ -91,3 +89,48 @@ def decide(
         return Verdict("inconclusive", ("fewer than two posteriors to compare",))
     n = int((tests["note"] == "").sum()) if len(tests) else 0
     return Verdict("match", (f"{n} tests, none rejected",))
+
+
+#: A rejected |z| below this multiple of its threshold is "just past" it.
+JUST_PAST = 1.5
+
+
+def _pair_reasons(pair: str, group: pd.DataFrame, tests: pd.DataFrame,
+                  density: DensityCheck | None) -> list[str]:
+    """Why ``pair`` is a mismatch: its rejected tests (z against the |z| each needed) and, when
+    the pair's programs define the same density, that the difference is in the draws and what
+    to do next."""
+    top = group.sort_values("p").head(5)
+    flagged = ", ".join(f"{r.parameter} {r.statistic} (z={r.z:.1f}{_needed(r)})"
+                        for r in top.itertuples())
+    more = f" and {len(group) - 5} more" if len(group) > 5 else ""
+    reasons = [f"{pair}: {flagged}{more}"]
+    same = _same_density(pair, density)
+    if same:
+        n = int(((tests["pair"] == pair) & (tests["note"] == "")).sum())
+        crit = group["z_crit"] if "z_crit" in group else pd.Series(math.nan, group.index)
+        near = bool((group["z"].abs() < JUST_PAST * crit).all())
+        how = "just past its threshold" if len(group) == 1 else "just past their thresholds"
+        reasons.append(
+            f"{pair}: the programs define the same density (log densities equal up to a constant "
+            f"at {density.n_points} points), so the difference is in the draws: "
+            f"{len(group)} of {n} tests rejected{', ' + how if near else ''}. Rerun with more "
+            "draws (--draws) or another seed (--seed): Monte Carlo noise does not repeat, a real "
+            "difference between the samplers does."
+        )
+    return reasons
+
+
+def _needed(row) -> str:
+    crit = getattr(row, "z_crit", math.nan)
+    return f", needed |z| >= {crit:.2f}" if math.isfinite(crit) else ""
+
+
+def _same_density(pair: str, density: DensityCheck | None) -> bool:
+    """Whether the density check compared ``pair``'s two programs and found them equal."""
+    if density is None or not len(density.pairs):
+        return False
+    a, _, b = pair.partition(" vs ")
+    rows = density.pairs[((density.pairs["a"] == a) & (density.pairs["b"] == b))
+                         | ((density.pairs["a"] == b) & (density.pairs["b"] == a))]
+    return bool(len(rows)) and bool(rows["constant"].all())

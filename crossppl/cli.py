@@ -75,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--engine", action="append", default=[], metavar="BACKEND=ENGINE",
                      help="engine for a backend, e.g. stan=pystan (repeatable)")
     cmp.add_argument("--alpha", type=float, default=0.05,
-                     help="family-wise false-alarm rate of the tests (Holm; default 0.05)")
+                     help="family-wise false-alarm rate of each pair of sources' tests "
+                     "(Holm within the pair; default 0.05)")
     cmp.add_argument("--json", help="write the JSON report here")
     cmp.add_argument("--html", help="write the self-contained HTML report here")
     cmp.add_argument("--save-reference", metavar="PATH",

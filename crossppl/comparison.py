@@ -60,7 +60,8 @@ def compare(
         :mod:`crossppl.compare.reference`), or draws in memory (an ``xarray.DataTree`` with a
         ``posterior`` group, or an ArviZ ``InferenceData``).
     alpha
-        Family-wise false-alarm rate over all agreement tests (Holm).
+        Family-wise false-alarm rate of each pair of sources' agreement tests (Holm within
+        the pair; a pair's result does not depend on the other sources of the run).
     chains, warmup, draws, seed, target_accept, max_treedepth, init
         Sampler settings shared by all backends (:class:`crossppl.config.FitConfig`); None
         takes the spec's ``[fit]`` value, else the default.

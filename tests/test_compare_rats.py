@@ -53,7 +53,7 @@ def test_json_report_follows_the_documented_schema(compared):
         assert report["parameters"]["tau_beta"]["stan"][key] is not None
     assert report["parameters"]["alpha[0]"]["numpyro"]["mean"] > 0
     test = report["tests"][0]
-    assert set(test) == {"parameter", "statistic", "pair", "z", "p", "reject", "note"}
+    assert set(test) == {"parameter", "statistic", "pair", "z", "p", "z_crit", "reject", "note"}
     assert not any(t["reject"] for t in report["tests"])
     assert all(p["constant"] for p in report["density"]["pairs"])
 

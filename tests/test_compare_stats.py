@@ -220,3 +220,63 @@ def test_a_vector_without_tests_is_not_reported_as_passing_them():
     assert "v[...]: 6 elements, not tested" in alone and "no test rejected" not in alone
     two = _comparison({"x": one, "y": one}).to_text()
     assert "v[...]: 6 elements, no test rejected" in two
+
+
+def test_a_pair_s_tests_do_not_depend_on_the_other_sources_of_the_run():
+    """Each pair is its own Holm family: adding a third source changes nothing of a pair."""
+    x, y, z = (summarize(_idata(s, shift=0.06 if s == 31 else 0.0).posterior)
+               for s in (30, 31, 32))
+    alone = pairwise_tests({"x": x, "y": y})
+    together = pairwise_tests({"x": x, "y": y, "z": z})
+    mine = together[together["pair"] == "x vs y"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone.reset_index(drop=True), mine)
+    # the thresholds are Holm's within the pair: the smallest p faces alpha / m
+    m = len(alone)
+    from scipy import stats
+
+    first = alone.loc[alone["p"].idxmin(), "z_crit"]
+    assert first == pytest.approx(stats.t.isf(0.05 / m / 2, 100))
+
+
+def test_a_mismatch_of_draws_alone_says_so_and_what_to_do():
+    """Densities equal, one test past its threshold: the reason says the difference is in the
+    draws, shows z against the |z| needed, and suggests more draws or another seed."""
+    x, y = summarize(_idata(40).posterior), summarize(_idata(41).posterior)
+    y.loc["b[c]", "q05"] -= 12 * y.loc["b[c]", "mcse_q05"]  # one quantile far off, nothing else
+    tests = pairwise_tests({"x": x, "y": y})
+    assert tests["reject"].sum() >= 1
+    base = np.random.default_rng(42).normal(size=20)
+    density = check_density({"x": base, "y": base + 3.0})
+    verdict = decide([Source("x", "generated"), Source("y", "generated")], tests, density)
+    assert verdict.kind == "mismatch" and verdict.exit_code == 1
+    text = " ".join(verdict.reasons)
+    assert "b[c] q05" in text and "needed |z| >=" in text
+    assert "same density" in text and "difference is in the draws" in text
+    assert "--draws" in text and "--seed" in text
+    # when the densities differ, no such reassurance
+    differ = check_density({"x": base, "y": base * 2})
+    text = " ".join(decide([Source("x", "generated"), Source("y", "generated")], tests,
+                           differ).reasons)
+    assert "same density" not in text
+
+
+@pytest.mark.parametrize("prob", [0.05, 0.5, 0.95])
+def test_quantile_mcse_is_right_and_steady(prob):
+    """On 400 independent N(0, 1) elements of 4 x 1000 iid draws the quantile MCSE is near its
+    true value sqrt(p (1 - p) / n) / phi(z_p), and varies little from element to element: its
+    noise is what puts the far tail of z (where Holm's thresholds lie) above the normal's.
+    arviz-stats's own estimate varies about 2.5 times as much in the tails."""
+    import arviz_stats as azs
+    import xarray as xr
+    from crossppl.compare.summary import mcse_quantile
+    from scipy import stats
+
+    x = np.random.default_rng(50).normal(size=(4, 1000, 400))
+    ds = xr.Dataset({"v": (("chain", "draw", "k"), x)})
+    ours = mcse_quantile(ds, prob)["v"].values
+    truth = np.sqrt(prob * (1 - prob) / 4000) / stats.norm.pdf(stats.norm.ppf(prob))
+    assert 0.97 * truth < ours.mean() < 1.12 * truth  # a little conservative in the tails
+    cv = ours.std() / ours.mean()
+    assert cv < 0.09
+    theirs = azs.mcse(ds, method="quantile", prob=prob)["v"].values
+    assert theirs.std() / theirs.mean() > 1.5 * cv
