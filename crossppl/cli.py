@@ -83,7 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--timeout", type=float, help="stop a backend's fit after this many s")
     cmp.add_argument("--parallel", type=int, help="fits at once (default: cores / chains)")
     cmp.add_argument("--force", action="store_true", help=FORCE_HELP)
-    _sampler_options(cmp, defaults, INIT_STRATEGIES)
+    _sampler_options(cmp, defaults, INIT_STRATEGIES,
+                     progress_help="show each fit's progress on stderr: one line per backend, "
+                     "redrawn, in a terminal; a line per stage elsewhere (default: when stderr "
+                     "is a terminal)")
 
     prior = sub.add_parser(
         "prior",
@@ -102,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sampler_options(p, defaults, inits) -> None:
+def _sampler_options(p, defaults, inits, progress_help: str = "show a progress bar (default: "
+                     "when stderr is a terminal)") -> None:
     fit = p
     spec = "the spec's [fit] value, else"
     fit.add_argument("--chains", type=int, help=f"default: {spec} {defaults.chains}")
@@ -116,7 +120,7 @@ def _sampler_options(p, defaults, inits) -> None:
     fit.add_argument("--init", choices=inits, help=f"default: {spec} {defaults.init}")
     progress = fit.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
-                          help="show a progress bar (default: when stderr is a terminal)")
+                          help=progress_help)
     progress.add_argument("--no-progress", dest="progress", action="store_false")
 
 

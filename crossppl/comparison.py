@@ -71,14 +71,18 @@ def compare(
     timeout
         Seconds after which a backend's fit is stopped and reported as failed.
     progress
-        Print progress lines to standard error (default: when it is a terminal).
+        Show each fit's progress on standard error (default: when it is a terminal): there,
+        one line per fit redrawn in place; elsewhere, a line per stage and quarter of the
+        iterations (:class:`crossppl.progress.FitProgress`). Also the notice of a Stan program
+        compiled cold.
 
     Returns
     -------
     crossppl.compare.result.Comparison
     """
     from crossppl.backends import BACKENDS, get_backend
-    from crossppl.runner import FitJob, default_parallel, run_fits, stderr_progress
+    from crossppl.progress import FitProgress
+    from crossppl.runner import FitJob, default_parallel, run_fits
 
     # Every plain value is checked before the statistics (SciPy, pandas, ArviZ) are imported.
     if not 0 < alpha < 1:
@@ -143,7 +147,7 @@ def compare(
         jobs,
         parallel=parallel or default_parallel(config.chains),
         timeout=timeout,
-        progress=stderr_progress if show else None,
+        display=FitProgress(sys.stderr) if show else None,
     )
     sources: dict[str, Source] = {}
     for name in [*backend_names, *user]:
