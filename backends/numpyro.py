@@ -70,6 +70,7 @@ from crossppl.models.ir import (
 
 from crossppl.config import FitConfig, cache_dir
 from crossppl.errors import EngineError, NotYetTranslated
+from crossppl.progress import report
 
 from .base import Backend, Draws, Generator, UserProgram, model_data
 from .layout import align
@@ -841,7 +842,9 @@ class NumPyroBackend(Backend):
                 progress_bar=False,
             )
             built = time.perf_counter()
-            if config.show_progress:
+            # NumPyro tells no progress without its own bar (see above): the stage only
+            shown = config.show_progress and not report("sampling")
+            if shown:
                 sys.stderr.write(f"NumPyro: sampling {config.chains} chains x ({config.warmup} "
                                  f"warmup + {config.draws} draws)...\n")
                 sys.stderr.flush()
@@ -853,7 +856,7 @@ class NumPyroBackend(Backend):
             samples = jax.device_get(mcmc.get_samples(group_by_chain=True))
             fields = jax.device_get(mcmc.get_extra_fields(group_by_chain=True))
         done = time.perf_counter()
-        if config.show_progress:
+        if shown:
             sys.stderr.write(f"NumPyro: sampling done in {done - built:.1f} s\n")
             sys.stderr.flush()
         stats = {EXTRA_FIELDS[k]: np.asarray(v) for k, v in fields.items() if k in EXTRA_FIELDS}

@@ -63,6 +63,7 @@ from crossppl.models.spec import bundled_specs
 
 from crossppl.config import FitConfig, cache_dir
 from crossppl.errors import EngineError, NotYetTranslated
+from crossppl.progress import report, reporting
 
 from .base import Backend, Draws, Generator, UserProgram, model_data
 from .layout import align
@@ -562,6 +563,26 @@ def _data_key(program: str, data: Mapping[str, np.ndarray], coords: Mapping) -> 
     return h.hexdigest()
 
 
+def _nutpie_progress(chains: list[Any]) -> None:
+    """nutpie's ``progress_callback``: its chains' draws so far, warmup included, reported
+    (:func:`crossppl.progress.report`)."""
+    report("sampling", sum(int(c.finished_draws) for c in chains),
+           sum(int(c.total_draws) for c in chains))
+
+
+def _draw_counter(config: FitConfig) -> Callable[..., None]:
+    """A ``pm.sample`` callback reporting the draws of all chains so far, warmup included
+    (:func:`crossppl.progress.report`)."""
+    total = config.chains * (config.warmup + config.draws)
+    count = [0]
+
+    def callback(trace: Any = None, draw: Any = None) -> None:
+        count[0] += 1
+        report("sampling", count[0], total)
+
+    return callback
+
+
 class PyMCBackend(Backend):
     """Writes the model as a PyMC module and fits it with nutpie or PyMC's NUTS.
 
@@ -797,6 +818,7 @@ class PyMCBackend(Backend):
             progress_bar=config.show_progress,
             target_accept=float(config.target_accept),
             maxdepth=config.max_treedepth,
+            **({"progress_callback": _nutpie_progress} if reporting() else {}),
         )
         done = time.perf_counter()
         if idata.posterior.sizes["draw"] < config.draws:
@@ -833,6 +855,7 @@ class PyMCBackend(Backend):
                 quiet=not config.show_progress,
                 compute_convergence_checks=False,
                 return_inferencedata=False,
+                callback=_draw_counter(config) if reporting() else None,
                 **kwargs,
             )
         done = time.perf_counter()

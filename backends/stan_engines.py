@@ -82,6 +82,7 @@ from crossppl.models.ir import Model
 
 from crossppl.config import FitConfig, cache_dir
 from crossppl.errors import CrossPPLError, EngineError
+from crossppl.progress import STAN_COMPILING, report
 
 from .base import Draws, program_hash
 
@@ -226,7 +227,7 @@ def _progress_writer(enabled: bool, label: str):
     tty = stream.isatty() if hasattr(stream, "isatty") else False
 
     def write(done: int, total: int, final: bool = False) -> None:
-        if not enabled:
+        if report("sampling", done, total) or not enabled:  # compare's display, or ours
             return
         pct = int(100 * done / total) if total else 100
         if tty:
@@ -447,7 +448,7 @@ class PyStanEngine:
         async with _build_lock(model_name):
             resp = await client.post(f"/{model_name}/params", json={"data": data})
             cached = resp.status != 404
-            if not cached and progress:
+            if not cached and not report(STAN_COMPILING, notice=True) and progress:
                 sys.stderr.write("Stan (pystan): compiling the program (about a minute, once)...\n")
                 sys.stderr.flush()
             with _compiler_output_captured(not cached) as compiler_output:

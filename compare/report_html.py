@@ -26,6 +26,7 @@ h1{font-size:1.5em} h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid 
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
 td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}
 th{background:#f4f4f4} td.l,th.l{text-align:left} tr.flag td{background:#fde0dc}
+tr.first td{border-top:2px solid #bbb}
 .bad{color:#b71c1c;font-weight:bold} .ok{color:#1b5e20}
 figure{margin:1em 0} svg{max-width:100%;height:auto}
 """
@@ -51,7 +52,28 @@ def _svg(fig) -> str:
     return text[text.index("<svg"):]
 
 
-def _forest(comparison) -> str:
+#: A source's interval where it gives no quantiles (a summary-only reference): mean +- Z90 sd,
+#: which is the 5%-95% interval if the posterior is normal, and labelled as what it is.
+Z90 = 1.6448536269514722
+SD_ONLY = "mean ± 1.645 sd, no quantiles given"
+
+
+def _interval(row) -> tuple[str, float, float, float] | None:
+    """``("quantiles", q05, q50, q95)`` for a row with all three, else ``("sd", mean - Z90 sd,
+    mean, mean + Z90 sd)`` for a row with mean and sd, else None (nothing to draw)."""
+    q05, q50, q95, mean, sd = (float(row[k]) for k in ("q05", "q50", "q95", "mean", "sd"))
+    if all(map(math.isfinite, (q05, q50, q95))):
+        return "quantiles", q05, q50, q95
+    if math.isfinite(mean) and math.isfinite(sd):
+        return "sd", mean - Z90 * sd, mean, mean + Z90 * sd
+    return None
+
+
+def _forest_figure(comparison):
+    """The forest plot: per parameter, each source's median and 5%-95% quantiles (a circle on a
+    solid line), or, for a source that gives only mean and sd, mean +- 1.645 sd (a square on a
+    dashed line, labelled so in the legend); None without rows. Also returns the sources drawn
+    the second way."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -59,43 +81,51 @@ def _forest(comparison) -> str:
 
     table = comparison.table()
     if not len(table):
-        return ""
+        return None, []
     sources = list(dict.fromkeys(table["source"]))
     variables = list(dict.fromkeys(table["variable"]))
     heights = [max(1.6, len(set(table[table["variable"] == v]["parameter"]))) for v in variables]
     fig, axes = plt.subplots(
-        len(variables), 1, figsize=(8, 0.9 + 0.28 * sum(heights) + 0.35 * len(variables)),
+        len(variables), 1, figsize=(8, 1.1 + 0.28 * sum(heights) + 0.35 * len(variables)),
         gridspec_kw={"height_ratios": heights}, squeeze=False,
     )
+    kinds: dict[str, set[str]] = {source: set() for source in sources}
     for ax, var in zip(axes[:, 0], variables, strict=True):
         sub = table[table["variable"] == var]
         params = list(dict.fromkeys(sub["parameter"]))
         for j, source in enumerate(sources):
             rows = sub[sub["source"] == source].set_index("parameter")
             offset = (j - (len(sources) - 1) / 2) * 0.8 / max(1, len(sources))
+            color = COLORS[j % len(COLORS)]
             for i, p in enumerate(params):
-                if p not in rows.index:
+                drawn = _interval(rows.loc[p]) if p in rows.index else None
+                if drawn is None:
                     continue
-                r = rows.loc[p]
+                kind, lo, mid, hi = drawn
+                kinds[source].add(kind)
                 y = len(params) - 1 - i + offset
-                color = COLORS[j % len(COLORS)]
-                if not (math.isnan(r["q05"]) or math.isnan(r["q95"])):
-                    ax.plot([r["q05"], r["q95"]], [y, y], color=color, lw=1.2)
-                    ax.plot([r["q50"]], [y], "o", color=color, ms=3)
-                else:
-                    ax.errorbar([r["mean"]], [y], xerr=[[2 * r["sd"]], [2 * r["sd"]]],
-                                fmt="s", color=color, ms=3, lw=1.2)
+                ax.plot([lo, hi], [y, y], color=color, lw=1.2,
+                        ls="-" if kind == "quantiles" else "--")
+                ax.plot([mid], [y], "o" if kind == "quantiles" else "s", color=color, ms=3)
         ax.set_ylim(-0.6, len(params) - 0.4)
         ax.set_yticks(range(len(params)))
         ax.set_yticklabels(list(reversed(params)), fontsize=7)
         ax.set_title(var, fontsize=9, loc="left")
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(axis="x", alpha=0.3)
-    handles = [plt.Line2D([], [], color=COLORS[j % len(COLORS)], marker="o", lw=1.2)
-               for j in range(len(sources))]
-    fig.legend(handles, sources, loc="upper right", fontsize=8, ncol=len(sources))
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    return _svg(fig)
+    handles, labels = [], []
+    for j, source in enumerate(sources):
+        color = COLORS[j % len(COLORS)]
+        if "quantiles" in kinds[source] or not kinds[source]:
+            handles.append(plt.Line2D([], [], color=color, marker="o", ms=4, lw=1.2))
+            labels.append(source)
+        if "sd" in kinds[source]:
+            handles.append(plt.Line2D([], [], color=color, marker="s", ms=4, lw=1.2, ls="--"))
+            labels.append(f"{source}: {SD_ONLY}")
+    fig.legend(handles, labels, loc="upper center", fontsize=8, frameon=False,
+               ncol=min(len(handles), 4 if len(handles) <= 4 else 3))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
+    return fig, [source for source in sources if "sd" in kinds[source]]
 
 
 def _densities(comparison) -> str:
@@ -139,6 +169,18 @@ def _densities(comparison) -> str:
     return _svg(fig)
 
 
+def _by_parameter(table):
+    """The summary table sorted by parameter, then source, so that the sources of one
+    parameter sit side by side: variables in the model's order, elements in their order
+    (``alpha[2]`` before ``alpha[10]``), each as the first source that has it lists them;
+    sources in the comparison's order."""
+    order = {column: {value: i for i, value in enumerate(dict.fromkeys(table[column]))}
+             for column in ("variable", "parameter", "source")}
+    keys = table.assign(**{f"_{c}": table[c].map(o) for c, o in order.items()})
+    return table.loc[keys.sort_values(["_variable", "_parameter", "_source"],
+                                      kind="stable").index]
+
+
 def render_html(comparison) -> str:
     """The report as one HTML string."""
     esc = html.escape
@@ -177,21 +219,26 @@ def render_html(comparison) -> str:
         parts.append("</table>")
     for note in comparison.notes:
         parts.append(f"<p>Note: {esc(note)}</p>")
-    forest = _forest(comparison)
-    if forest:
-        parts.append("<h2>Forest plot (median and 5–95% interval per source)</h2>"
-                     f"<figure id='forest'>{forest}</figure>")
+    fig, sd_only = _forest_figure(comparison)
+    if fig is not None:
+        also = "".join(f"; {esc(name)}: {SD_ONLY}" for name in sd_only)
+        parts.append(f"<h2>Forest plot (median and 5–95% interval per source{also})</h2>"
+                     f"<figure id='forest'>{_svg(fig)}</figure>")
     dens = _densities(comparison)
     if dens:
         parts.append("<h2>Posterior densities of the scalar parameters</h2>"
                      f"<figure id='densities'>{dens}</figure>")
-    table = comparison.table()
+    table = _by_parameter(comparison.table())
     flagged = {p for p, _ in comparison.flagged()}
     parts.append("<h2>Summary table</h2><table><tr><th class='l'>parameter</th>"
                  "<th class='l'>source</th><th>mean</th><th>sd</th><th>MCSE</th><th>5%</th>"
                  "<th>50%</th><th>95%</th><th>ESS bulk</th><th>R-hat</th></tr>")
+    previous = None
     for r in table.itertuples():
-        cls = " class='flag'" if r.parameter in flagged else ""
+        classes = [*(["flag"] if r.parameter in flagged else []),
+                   *(["first"] if r.parameter != previous else [])]
+        previous = r.parameter
+        cls = f" class='{' '.join(classes)}'" if classes else ""
         parts.append(
             f"<tr{cls}><td class='l'>{esc(str(r.parameter))}</td><td class='l'>{esc(r.source)}"
             f"</td><td>{_fmt(r.mean)}</td><td>{_fmt(r.sd)}</td><td>{_fmt(r.mcse_mean)}</td>"

@@ -10,6 +10,7 @@ from crossppl.config import FitConfig
 from crossppl.models import Model, bundled_specs
 from crossppl.models import load_spec as _load_spec
 from crossppl.models.spec import path_text
+from crossppl.progress import report
 
 __all__ = ["emit", "fit", "fit_program", "list_models", "load_spec", "prior_predictive",
            "save_netcdf"]
@@ -97,7 +98,9 @@ def fit(
     impl = get_backend(backend)
     chosen = impl.check_engine(engine)
     program = impl.emit(model)
+    report("building the program")
     raw = impl.sample(model, program, config, chosen)
+    report("collecting the draws")
     idata = to_inference_data(model, raw, backend=impl, program=program, config=config)
     if output is not None:
         save_netcdf(idata, output)
@@ -151,7 +154,9 @@ def fit_program(
     config = FitConfig.resolve(model.fit, **settings)
     impl = get_backend(program.backend)
     chosen = impl.check_engine(engine)
+    report("building the program")
     raw = impl.sample_user(model, program, config, chosen)
+    report("collecting the draws")
     raw.extra_attrs.setdefault("program_file", path_text(program.path))
     idata = to_inference_data(
         model, raw, backend=impl, program=program.source(), config=config, partial=True

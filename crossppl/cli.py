@@ -84,7 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--timeout", type=float, help="stop a backend's fit after this many s")
     cmp.add_argument("--parallel", type=int, help="fits at once (default: cores / chains)")
     cmp.add_argument("--force", action="store_true", help=FORCE_HELP)
-    _sampler_options(cmp, defaults, INIT_STRATEGIES)
+    _sampler_options(cmp, defaults, INIT_STRATEGIES,
+                     progress_help="show each fit's progress on stderr: one line per backend, "
+                     "redrawn, in a terminal; a line per stage elsewhere (default: when stderr "
+                     "is a terminal)")
 
     prior = sub.add_parser(
         "prior",
@@ -103,7 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sampler_options(p, defaults, inits) -> None:
+def _sampler_options(p, defaults, inits, progress_help: str = "show a progress bar (default: "
+                     "when stderr is a terminal)") -> None:
     fit = p
     spec = "the spec's [fit] value, else"
     fit.add_argument("--chains", type=int, help=f"default: {spec} {defaults.chains}")
@@ -117,7 +121,7 @@ def _sampler_options(p, defaults, inits) -> None:
     fit.add_argument("--init", choices=inits, help=f"default: {spec} {defaults.init}")
     progress = fit.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
-                          help="show a progress bar (default: when stderr is a terminal)")
+                          help=progress_help)
     progress.add_argument("--no-progress", dest="progress", action="store_false")
 
 
@@ -156,12 +160,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     when it did; httpstan's pool blocked the exit), and nothing the engine started outlives the
     command. The output is written here, once the fit succeeded.
     """
+    _check_output(args.output, "--output", args.force, netcdf=True)
+    _check_sampler_options(args)
     from crossppl.api import fit, load_spec, save_netcdf
     from crossppl.backends import get_backend
     from crossppl.config import FitConfig
     from crossppl.runner import FitJob, run_fits
 
-    _check_output(args.output, "--output", args.force, netcdf=True)
     settings = {"chains": args.chains, "warmup": args.warmup, "draws": args.draws,
                 "seed": args.seed, "target_accept": args.target_accept,
                 "max_treedepth": args.max_treedepth, "init": args.init,
@@ -206,6 +211,88 @@ def _print_fit_summary(idata) -> None:
               "crossppl.compare.summary.summarize)")
 
 
+#: A sampler option -> the value ``give e.g.`` suggests when it is refused.
+_SAMPLER_EXAMPLES = {"chains": 4, "warmup": 1000, "draws": 1000, "seed": 1,
+                     "target_accept": 0.9, "max_treedepth": 10}
+
+
+def _check_sampler_options(args: argparse.Namespace) -> None:
+    """Refuse a sampler option's value (``--draws 0``, ``--seed -1``, ...) before any PPL is
+    imported (ConfigError naming the option, the value found and the fix; exit 2).
+
+    Each given value is checked alone by :class:`~crossppl.config.FitConfig`'s rules; the
+    spec's ``[fit]`` values were checked when it was loaded.
+    """
+    from crossppl.config import FitConfig
+    from crossppl.errors import ConfigError
+
+    for name, example in _SAMPLER_EXAMPLES.items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        try:
+            FitConfig.resolve((), **{name: value})
+        except ConfigError as exc:
+            option = "--" + name.replace("_", "-")
+            raise ConfigError(f"{exc.message}; give e.g. {option} {example}, or leave it out "
+                              "for the default", entry=option) from None
+
+
+def _backends_option(text: str, option: str = "--backends", *,
+                     allow_none: bool = True) -> list[str]:
+    """The backends a ``--backends`` value names, in its order; refused (ConfigError, exit 2)
+    before any PPL is imported when a name is unknown or given twice, or none is given."""
+    from crossppl.errors import ConfigError
+
+    if allow_none and text.strip() == "none":
+        return []
+    names = [b.strip() for b in text.split(",") if b.strip()]
+    fix = (f"give one or more of {', '.join(BACKEND_NAMES)}, comma-separated (e.g. {option} "
+           "stan,numpyro)" + (", or 'none' for no backend" if allow_none else ""))
+    unknown = [n for n in names if n not in BACKEND_NAMES]
+    if unknown or not names:
+        found = f"unknown backend {unknown[0]!r} in {text!r}" if unknown else f"found {text!r}"
+        raise ConfigError(f"{found}; {fix}", entry=option)
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise ConfigError(f"{twice!r} is named twice in {text!r}; name each backend once",
+                          entry=option)
+    return names
+
+
+def _engines_option(items: list[str], programs: list[str]) -> dict[str, str]:
+    """``--engine BACKEND=ENGINE`` values by backend or program label; an unknown backend or
+    engine is refused here (ConfigError, exit 2), before any fit. A key that is not a backend
+    may label one of ``programs`` (checked by :func:`crossppl.comparison.compare`)."""
+    from crossppl.errors import ConfigError
+
+    engines = _pairs(items, "--engine")
+    for key, engine in engines.items():
+        if key not in BACKEND_NAMES:
+            if not programs:
+                raise ConfigError(f"found {key}={engine}, but {key!r} is not a backend; give "
+                                  f"BACKEND=ENGINE with BACKEND one of {', '.join(BACKEND_NAMES)}"
+                                  ", e.g. --engine stan=pystan", entry="--engine")
+            continue  # a --program label: compare() checks it with its program's backend
+        from crossppl.backends import get_backend
+
+        choices = get_backend(key).engines
+        if engine not in choices:
+            raise ConfigError(f"the {key} backend has no engine {engine!r} (found "
+                              f"{key}={engine}); choose one of {', '.join(choices)}, e.g. "
+                              f"--engine {key}={choices[-1]}", entry="--engine")
+    return engines
+
+
+def _check_alpha(alpha: float, example: float) -> None:
+    """Refuse an ``--alpha`` outside (0, 1) (ConfigError, exit 2)."""
+    from crossppl.errors import ConfigError
+
+    if not 0 < alpha < 1:
+        raise ConfigError(f"must be strictly between 0 and 1 (a family-wise false-alarm rate), "
+                          f"found {alpha:g}; give e.g. --alpha {example}", entry="--alpha")
+
+
 def _pairs(items: list[str], option: str) -> dict[str, str]:
     from crossppl.errors import ConfigError
 
@@ -224,6 +311,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.all == bool(args.spec):
         raise ConfigError("give a SPEC or --all (not both)", entry="spec")
     _check_run_options(args)
+    # Plain values first, in milliseconds: nothing heavy (PyMC, JAX, SciPy, ...) is imported yet.
+    args.backends = _backends_option(args.backends)
+    _check_sampler_options(args)
+    _check_alpha(args.alpha, 0.05)
+    _pairs(args.rename, "--rename")
+    args.engine = _engines_option(args.engine, args.program)
     if args.all:
         if args.out_dir:
             from crossppl.models import bundled_specs
@@ -282,13 +375,16 @@ def _compare_all(args: argparse.Namespace) -> int:
 
 def _cmd_prior(args: argparse.Namespace) -> int:
     from crossppl.errors import ConfigError
-    from crossppl.models import bundled_specs
-    from crossppl.prior import compare_prior
 
     if args.all == bool(args.spec):
         raise ConfigError("give a SPEC or --all (not both)", entry="spec")
     _check_run_options(args)
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    backends = _backends_option(args.backends, allow_none=False)
+    _check_sampler_options(args)
+    _check_alpha(args.alpha, 0.01)
+    from crossppl.models import bundled_specs
+    from crossppl.prior import compare_prior
+
     codes = []
     for spec in bundled_specs() if args.all else [args.spec]:
         result = compare_prior(spec, backends=backends, draws=args.draws, seed=args.seed,
@@ -309,17 +405,14 @@ def _check_run_options(args: argparse.Namespace) -> None:
 def _run_compare(args: argparse.Namespace, spec: str):
     from crossppl.comparison import compare
 
-    backends = [] if args.backends.strip() == "none" else [
-        b.strip() for b in args.backends.split(",") if b.strip()
-    ]
     return compare(
         spec,
-        backends=backends,
+        backends=args.backends,
         programs=args.program,
         names=_pairs(args.rename, "--rename"),
         reference=args.reference,
         alpha=args.alpha,
-        engines=_pairs(args.engine, "--engine"),
+        engines=args.engine,
         chains=args.chains,
         warmup=args.warmup,
         draws=args.draws,

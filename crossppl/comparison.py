@@ -72,21 +72,20 @@ def compare(
     timeout
         Seconds after which a backend's fit is stopped and reported as failed.
     progress
-        Print progress lines to standard error (default: when it is a terminal).
+        Show each fit's progress on standard error (default: when it is a terminal): there,
+        one line per fit redrawn in place; elsewhere, a line per stage and quarter of the
+        iterations (:class:`crossppl.progress.FitProgress`). Also the notice of a Stan program
+        compiled cold.
 
     Returns
     -------
     crossppl.compare.result.Comparison
     """
     from crossppl.backends import BACKENDS, get_backend
-    from crossppl.compare.agreement import pairwise_tests, pooled_rhat
-    from crossppl.compare.diagnostics import diagnose
-    from crossppl.compare.reference import load_reference
-    from crossppl.compare.result import Comparison
-    from crossppl.compare.summary import summarize
-    from crossppl.compare.verdict import Source, decide
-    from crossppl.runner import FitJob, default_parallel, run_fits, stderr_progress
+    from crossppl.progress import FitProgress
+    from crossppl.runner import FitJob, default_parallel, run_fits
 
+    # Every plain value is checked before the statistics (SciPy, pandas, ArviZ) are imported.
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha must be strictly between 0 and 1, found {alpha!r}",
                           entry="alpha")
@@ -94,6 +93,9 @@ def compare(
     backend_names = list(backends) if backends is not None else list(BACKENDS)
     for name in backend_names:
         get_backend(name)  # unknown names fail here, before any fit
+    twice = next((n for i, n in enumerate(backend_names) if n in backend_names[:i]), None)
+    if twice is not None:
+        raise ConfigError(f"{twice!r} is named twice; name each backend once", entry="backends")
     engines = dict(engines or {})
     config = FitConfig.resolve(  # validates the settings before any fit starts
         model.fit, chains=chains, warmup=warmup, draws=draws, seed=seed,
@@ -104,6 +106,20 @@ def compare(
     if clash:
         raise ConfigError(f"program label {clash[0]!r} is also a backend; label it otherwise",
                           entry="programs")
+    for label, engine in engines.items():  # an unknown engine fails here, not in its worker
+        if label not in user and label not in BACKENDS:
+            raise ConfigError(
+                f"an engine is given for {label!r}, which is neither a backend "
+                f"({', '.join(BACKENDS)}) nor a program of this comparison; give "
+                "BACKEND=ENGINE, e.g. stan=pystan", entry="engines")
+        get_backend(user[label].backend if label in user else label).check_engine(engine)
+
+    from crossppl.compare.agreement import pairwise_tests, pooled_rhat
+    from crossppl.compare.diagnostics import diagnose
+    from crossppl.compare.reference import load_reference
+    from crossppl.compare.result import Comparison
+    from crossppl.compare.summary import summarize
+    from crossppl.compare.verdict import Source, decide
     if reference is None or isinstance(reference, str | Path):
         ref_table = load_reference(reference) if reference is not None else None
     else:  # draws in memory (a DataTree, or what ArviZ converts to one)
@@ -132,7 +148,7 @@ def compare(
         jobs,
         parallel=parallel or default_parallel(config.chains),
         timeout=timeout,
-        progress=stderr_progress if show else None,
+        display=FitProgress(sys.stderr) if show else None,
     )
     sources: dict[str, Source] = {}
     for name in [*backend_names, *user]:

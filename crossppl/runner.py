@@ -25,7 +25,10 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crossppl.progress import FitProgress
 
 __all__ = ["GRACE", "FitJob", "FitOutcome", "Terminated", "check_parallel", "check_timeout",
            "default_parallel", "own_resource_tracker", "run_fits", "signals_unwind"]
@@ -153,9 +156,21 @@ def default_parallel(chains: int) -> int:
     return max(1, cores // max(1, min(chains, cores)))
 
 
-def _worker(target, kwargs, out_nc: str, out_json: str) -> None:
+def _worker(target, kwargs, out_nc: str, out_json: str, events: str | None = None,
+            output: str | None = None) -> None:
     os.setsid()  # its own process group, so a timeout stops engine subprocesses too
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if events is not None:  # progress goes to the parent's display (crossppl.progress)
+        from crossppl.progress import ENV
+
+        os.environ[ENV] = events
+    if output is not None:  # and what the engines print, too: the display shows it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
     start = time.perf_counter()
     result: dict[str, Any] = {}
     try:
@@ -195,6 +210,7 @@ def run_fits(
     parallel: int = 1,
     timeout: float | None = None,
     progress: Callable[[str], None] | None = None,
+    display: FitProgress | None = None,
 ) -> dict[str, FitOutcome]:
     """Run ``jobs`` with at most ``parallel`` at once; return outcomes by job name.
 
@@ -202,6 +218,11 @@ def run_fits(
     reported as failed. Outputs travel through NetCDF files in a temporary folder that is
     removed afterwards, also when an exception (KeyboardInterrupt, :class:`Terminated`) ends
     the run: then every running worker is stopped first.
+
+    ``progress`` gets a line when a job starts and when it ends. ``display``
+    (:class:`crossppl.progress.FitProgress`) shows each job's progress as its worker reports
+    it (:func:`crossppl.progress.report`), and what the worker prints, which then goes
+    nowhere else.
     """
     ctx = mp.get_context("spawn")
     check_timeout(timeout)
@@ -211,6 +232,8 @@ def run_fits(
     pending = list(jobs)
     running: dict[str, tuple[Any, float, str, str]] = {}
     t0 = time.perf_counter()
+    if display is not None:
+        display.add([job.name for job in jobs])
     with tempfile.TemporaryDirectory(prefix="crossppl-") as tmp:
         try:
             while pending or running:
@@ -218,13 +241,21 @@ def run_fits(
                     job = pending.pop(0)
                     nc = os.path.join(tmp, f"{job.name}.nc")
                     js = os.path.join(tmp, f"{job.name}.json")
-                    proc = ctx.Process(target=_worker, args=(job.target, job.kwargs, nc, js),
+                    shown = ((os.path.join(tmp, f"{job.name}.events"),
+                              os.path.join(tmp, f"{job.name}.out"))
+                             if display is not None else (None, None))
+                    proc = ctx.Process(target=_worker,
+                                       args=(job.target, job.kwargs, nc, js, *shown),
                                        daemon=False)
                     with _sigint_ignored():  # the worker ignores SIGINT from its first instant
                         proc.start()
                     running[job.name] = (proc, time.perf_counter(), nc, js)
                     say(f"[{time.perf_counter() - t0:6.1f}s] {job.name}: started")
+                    if display is not None:
+                        display.started(job.name, *shown)
                 time.sleep(0.2)
+                if display is not None:
+                    display.refresh()
                 for name, (proc, started, nc, js) in list(running.items()):
                     elapsed = time.perf_counter() - started
                     finished = os.path.exists(js)
@@ -246,8 +277,12 @@ def run_fits(
                     state = "done" if outcome.ok else f"FAILED ({outcome.error_type})"
                     say(f"[{time.perf_counter() - t0:6.1f}s] {name}: {state} "
                         f"in {outcome.seconds:.1f} s")
+                    if display is not None:
+                        display.finished(name, outcome.ok, outcome.seconds, outcome.error_type)
         finally:
             _stop(*(proc for proc, *_ in running.values()))
+            if display is not None:
+                display.close()
     return outcomes
 
 

@@ -26,3 +26,27 @@ def hanging_job():
 
 def crashing_job():
     os._exit(9)
+
+
+def reporting_job():
+    """Reports its stages as an engine does, and says something on standard error."""
+    import sys
+
+    from crossppl.progress import report
+
+    report("building the program")
+    print("a message from the engine", file=sys.stderr, flush=True)
+    for done in range(0, 401, 100):
+        report("sampling", done, 400)
+        time.sleep(0.3)
+    return ok_job()
+
+
+def silent_job():
+    """Fails when it would report to a display: none was asked for."""
+    from crossppl.errors import EngineError
+    from crossppl.progress import report
+
+    if report("sampling", 0, 10):
+        raise EngineError("fake", "fake-engine", "progress was reported without a display")
+    return ok_job()

@@ -7,6 +7,7 @@ Regenerate the golden Rats program, after reviewing the change, with::
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -497,6 +498,20 @@ def test_a_fit_with_progress_runs_and_says_when_sampling_starts_and_ends(capfd):
     err = capfd.readouterr().err
     assert "NumPyro: sampling 2 chains x (100 warmup + 100 draws)" in err
     assert "sampling done in" in err and "Traceback" not in err
+
+
+def test_in_a_compare_worker_the_stages_go_to_the_display(capfd, tmp_path, monkeypatch):
+    """In ``compare`` (``$CROSSPPL_PROGRESS`` set by its worker) the stages go to the parent's
+    display, and the engine prints nothing itself, even with progress on."""
+    import crossppl
+    from crossppl.progress import ENV
+
+    events = tmp_path / "events"
+    monkeypatch.setenv(ENV, str(events))
+    crossppl.fit("pump", "numpyro", chains=1, warmup=50, draws=50, progress=True)
+    stages = [json.loads(line)["stage"] for line in events.read_text().splitlines()]
+    assert stages == ["building the program", "sampling", "collecting the draws"]
+    assert capfd.readouterr().err == ""
 
 
 # -- the emitted module as a script ------------------------------------------------------------

@@ -319,6 +319,27 @@ def test_pymc_engine_fit_of_rats(backend, rats, rats_program, capfd):
     assert captured.err == "" and captured.out == "", "PyMC chatter reached the user"
 
 
+@pytest.mark.parametrize("engine", ["nutpie", "pymc"])
+def test_in_a_compare_worker_sampling_progress_goes_to_the_display(engine, backend, rats,
+                                                                    rats_program, capfd,
+                                                                    tmp_path, monkeypatch):
+    """``$CROSSPPL_PROGRESS`` set (a compare worker): the draws of all chains so far, warmup
+    included, are reported (nutpie's progress callback, pm.sample's callback)."""
+    import json
+
+    from crossppl.progress import ENV
+
+    events = tmp_path / "events"
+    monkeypatch.setenv(ENV, str(events))
+    config = FitConfig(chains=2, warmup=100, draws=50, seed=11, progress=False)
+    backend.sample(rats, rats_program, config, engine)
+    reported = [json.loads(line) for line in events.read_text().splitlines()]
+    assert {e["stage"] for e in reported} == {"sampling"}
+    assert reported[-1]["done"] == reported[-1]["total"] == 300
+    assert [e["done"] for e in reported] == sorted(e["done"] for e in reported)
+    assert capfd.readouterr().err == ""
+
+
 def test_uniform_init_is_uniform_on_the_unconstrained_space(backend, rats, rats_program):
     pm_model = backend.build(rats, rats_program)
     inits = _uniform_initvals(pm_model, chains=3, seed=5)

@@ -14,6 +14,7 @@ Regenerate the golden Rats program, after reviewing the change, with::
 from __future__ import annotations
 
 import asyncio
+import json
 import textwrap
 
 import numpy as np
@@ -532,6 +533,46 @@ def test_progress_is_shown_only_when_asked(backend, rats, rats_program, rats_fit
     out, err = capfd.readouterr()
     assert "Stan (pystan): sampling" in err and "100%" in err
     assert "Informational Message" not in out + err
+
+
+@pytest.mark.slow
+def test_in_a_compare_worker_sampling_progress_goes_to_the_display(backend, rats, rats_program,
+                                                                    rats_fit, capfd, tmp_path,
+                                                                    monkeypatch):
+    """``$CROSSPPL_PROGRESS`` set (a compare worker): the Stan host reports the iterations of
+    all chains to the parent's display instead of drawing its own progress."""
+    from crossppl.progress import ENV
+
+    events = tmp_path / "events"
+    monkeypatch.setenv(ENV, str(events))
+    capfd.readouterr()
+    backend.sample(rats, rats_program, FitConfig(**{**_asdict(SMALL), "progress": True}),
+                   "pystan")
+    reported = [json.loads(line) for line in events.read_text().splitlines()]
+    assert {e["stage"] for e in reported} == {"sampling"}
+    assert reported[-1]["done"] == reported[-1]["total"] == 800
+    assert capfd.readouterr().err == ""
+
+
+def test_a_cold_build_tells_the_compile_notice_to_compares_display(rats, tmp_path, monkeypatch,
+                                                                   capfd):
+    """``crossppl fit`` prints "compiling the program (about a minute, once)" when httpstan
+    has not built a program; ``compare`` (``$CROSSPPL_PROGRESS`` set) now says so too."""
+    from crossppl.backends.stan_engines import PyStanEngine
+
+    from crossppl.progress import ENV, STAN_COMPILING
+
+    never_built = "parameters { real x; } model { x ~ normall(0, 1); }"  # stanc refuses it
+    with pytest.raises(EngineError, match="stanc rejected"):
+        PyStanEngine().build(never_built, {}, True)
+    assert "Stan (pystan): compiling the program (about a minute, once)" in capfd.readouterr().err
+    events = tmp_path / "events"
+    monkeypatch.setenv(ENV, str(events))
+    with pytest.raises(EngineError, match="stanc rejected"):
+        PyStanEngine().build(never_built, {}, False)
+    assert [json.loads(line) for line in events.read_text().splitlines()] == [
+        {"stage": STAN_COMPILING, "done": None, "total": None, "notice": True}]
+    assert capfd.readouterr().err == ""
 
 
 def test_stanc_errors_are_engine_errors(backend, rats):

@@ -1,6 +1,7 @@
 """Options checked before any work: output paths (a folder, a path under a file, an unwritable
-folder, an existing file without --force), --timeout and --parallel; output files are created
-with the mode the user's umask gives."""
+folder, an existing file without --force), --timeout, --parallel and the plain values
+(--backends, --draws, --alpha, --engine, ...), these before any PPL is imported; output files are
+created with the mode the user's umask gives."""
 
 from __future__ import annotations
 
@@ -162,3 +163,66 @@ def test_a_netcdf_output_in_a_folder_that_is_not_utf8_is_refused_before_any_work
     assert main(["fit", "pump", "--backend", "numpyro", "-o", out]) == 2
     err = capsys.readouterr().err
     assert "--output" in err and "o\\xff" in err and "UTF-8" in err and "Traceback" not in err
+
+
+#: Imported by a fit or the statistics (seconds of imports), never by a refused option value.
+HEAVY = ("scipy", "pandas", "xarray", "arviz_base", "arviz_stats", "pymc", "pytensor", "jax",
+         "numpyro", "nutpie", "httpstan", "stan", "cmdstanpy")
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["compare", "rats", "--backends", "nope"],
+     "--backends: unknown backend 'nope' in 'nope'; give one or more of stan, pymc, numpyro, "
+     "comma-separated (e.g. --backends stan,numpyro), or 'none'"),
+    (["compare", "rats", "--backends", "stan,numpy"], "unknown backend 'numpy' in 'stan,numpy'"),
+    (["compare", "rats", "--backends", "stan,stan"],
+     "--backends: 'stan' is named twice in 'stan,stan'; name each backend once"),
+    (["compare", "rats", "--backends", ","], "--backends: found ','; give one or more of"),
+    (["compare", "rats", "--draws", "0"],
+     "--draws: draws must be an integer >= 1, found 0; give e.g. --draws 1000"),
+    (["compare", "--all", "--chains", "-1"], "--chains: chains must be an integer >= 1, found -1"),
+    (["compare", "rats", "--seed", "-1"], "--seed: seed must be an integer in [0, 2**31)"),
+    (["compare", "rats", "--target-accept", "1.5"],
+     "--target-accept: target_accept must be strictly between 0 and 1, found 1.5; give e.g."),
+    (["compare", "rats", "--alpha", "2"],
+     "--alpha: must be strictly between 0 and 1 (a family-wise false-alarm rate), found 2; "
+     "give e.g. --alpha 0.05"),
+    (["compare", "rats", "--engine", "stan=gibbs"],
+     "--engine: the stan backend has no engine 'gibbs' (found stan=gibbs); choose one of "
+     "cmdstanpy, pystan"),
+    (["compare", "rats", "--engine", "stna=pystan"], "--engine: found stna=pystan, but 'stna' "
+     "is not a backend"),
+    (["prior", "rats", "--backends", "none"], "--backends: unknown backend 'none' in 'none'"),
+    (["prior", "rats", "--draws", "0"], "--draws: draws must be an integer >= 1, found 0"),
+    (["prior", "rats", "--alpha", "0"], "found 0; give e.g. --alpha 0.01"),
+    (["fit", "rats", "--backend", "pymc", "--warmup", "-3"],
+     "--warmup: warmup must be an integer >= 0, found -3; give e.g. --warmup 1000"),
+])
+def test_a_bad_plain_value_is_refused_before_any_ppl_is_imported(argv, expected):
+    """A bad --backends or --draws used to be refused after 3-7 s of imports (SciPy, pandas,
+    ArviZ; a wrong --engine after every other backend's fit, exit 3): now at once, exit 2, with
+    the option, the value found and the fix."""
+    code = ("import sys\nfrom crossppl.cli import main\ncode = main(sys.argv[1:])\n"
+            f"print(code, sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stdout.split(maxsplit=1) == ["2", "[]\n"], proc.stdout + proc.stderr
+    assert proc.stderr.startswith("crossppl: error: --") and expected in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_compare_from_python_refuses_bad_values_before_the_statistics_are_imported():
+    code = ("import sys\nfrom crossppl import compare\nfrom crossppl.errors import ConfigError\n"
+            "for kw in ({'backends': ['stan', 'nope']}, {'backends': ['stan', 'stan']},\n"
+            "           {'engines': {'stan': 'gibbs'}}, {'engines': {'x': 'pystan'}},\n"
+            "           {'draws': 0}, {'alpha': 1.0}):\n"
+            "    try:\n        compare('rats', **kw)\n"
+            "    except ConfigError as exc:\n        print(exc)\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 7 and lines[-1] == "[]", proc.stdout + proc.stderr
+    assert "unknown backend 'nope'" in lines[0] and "'stan' is named twice" in lines[1]
+    assert "no engine 'gibbs'" in lines[2] and "neither a backend" in lines[3]
+    assert "draws must be" in lines[4] and "alpha must be" in lines[5]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -85,6 +86,11 @@ def test_html_report_renders_in_headless_chromium(compared, tmp_path):
     html = (out / "rats.html").read_text()
     assert "<svg" in html and "id='forest'" in html and "id='densities'" in html
     assert "http://" not in html.replace("http://www.w3.org", "")  # self-contained
+    # The seed page's table gives mean and sd only: drawn as such, and said so (issue 10).
+    assert "per source; reference: mean ± 1.645 sd, no quantiles given)</h2>" in html
+    table = html[html.index("<h2>Summary table</h2>"):]
+    first = re.findall(r"<td class='l'>([^<]*)</td><td class='l'>([^<]*)</td>", table)[:4]
+    assert first == [("mu_alpha", s) for s in (*BACKENDS, "reference")]  # side by side
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         if os.environ.get("CI"):

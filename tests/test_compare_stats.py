@@ -185,13 +185,17 @@ def test_ebfmi_is_never_printed_as_minus_zero():
     assert "E-BFMI" in text and "-0.00" not in text
 
 
-def _comparison(idatas: dict):
+def _comparison(idatas: dict, reference: pd.DataFrame | None = None):
     from crossppl.compare.result import Comparison
     from crossppl.compare.verdict import decide
 
     sources = {name: summarize(idata.posterior) for name, idata in idatas.items()}
     srcs = [Source(name, "generated", summary=sources[name],
-                   diagnostics=diagnose(idata, sources[name])) for name, idata in idatas.items()]
+                   diagnostics=diagnose(idata, sources[name]), idata=idata)
+            for name, idata in idatas.items()]
+    if reference is not None:
+        sources["reference"] = reference
+        srcs.append(Source("reference", "reference", summary=reference))
     tests = pairwise_tests(sources)
     return Comparison(model="m", verdict=decide(srcs, tests, None),
                       sources={s.name: s for s in srcs}, tests=tests, density=None,
@@ -280,3 +284,80 @@ def test_quantile_mcse_is_right_and_steady(prob):
     assert cv < 0.09
     theirs = azs.mcse(ds, method="quantile", prob=prob)["v"].values
     assert theirs.std() / theirs.mean() > 1.5 * cv
+
+
+def _report_parts(comparison):
+    """The HTML report, its forest plot (figure, sources drawn as mean +- sd) and its table
+    rows as (parameter, source)."""
+    from crossppl.compare.report_html import _forest_figure
+
+    html, rows = _html_rows(comparison)
+    return html, _forest_figure(comparison), rows
+
+
+def _html_rows(comparison) -> tuple[str, list[tuple[str, str]]]:
+    """The HTML report and its summary table's rows as (parameter, source)."""
+    import re
+
+    from crossppl.compare.report_html import render_html
+
+    html = render_html(comparison)
+    table = html[html.index("<h2>Summary table</h2>"):html.index("<h2>Tests</h2>")]
+    return html, re.findall(r"<tr[^>]*><td class='l'>([^<]*)</td><td class='l'>([^<]*)</td>",
+                            table)
+
+
+def test_html_forest_draws_5_95_quantiles_and_labels_a_reference_of_mean_and_sd():
+    """Issue 10: a summary-only reference was drawn as mean +- 2 sd under a title promising
+    5-95% intervals, and its square marker showed as a circle in the legend."""
+    from crossppl.compare.reference import reference_from_table
+
+    rng = np.random.default_rng(25)
+    draws = {name: from_dict({"posterior": {"a": 3 + 2 * rng.normal(size=(4, 500))}})
+             for name in ("x", "y")}
+    reference = reference_from_table({"a": {"mean": 3.0, "sd": 2.0}})
+    html, (fig, sd_only), _ = _report_parts(_comparison(draws, reference))
+    assert sd_only == ["reference"]
+    assert ("<h2>Forest plot (median and 5–95% interval per source; reference: mean ± 1.645 "
+            "sd, no quantiles given)</h2>") in html
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "x", "y", "reference: mean ± 1.645 sd, no quantiles given"]
+    assert [h.get_marker() for h in legend.legend_handles] == ["o", "o", "s"]
+    assert [h.get_linestyle() for h in legend.legend_handles] == ["-", "-", "--"]
+    lines = [line for line in fig.axes[0].lines if len(line.get_xdata()) == 2]
+    summary = {n: summarize(d.posterior).loc["a"] for n, d in draws.items()}
+    drawn = sorted(tuple(np.round(line.get_xdata(), 9)) for line in lines)
+    expected = sorted([(round(3 - 1.6448536269514722 * 2, 9), round(3 + 1.6448536269514722 * 2, 9)),
+                       *((round(s.q05, 9), round(s.q95, 9)) for s in summary.values())])
+    assert drawn == expected
+    # A reference with quantiles is drawn like every other source, and the title says nothing
+    # more.
+    quantiles = reference_from_table({"a": {"mean": 3.0, "sd": 2.0, "q05": -0.2, "q50": 3.1,
+                                            "q95": 6.4}})
+    html, (fig, sd_only), _ = _report_parts(_comparison(draws, quantiles))
+    assert sd_only == [] and "1.645" not in html
+    assert [h.get_marker() for h in fig.legends[0].legend_handles] == ["o", "o", "o"]
+    assert (-0.2, 6.4) in [tuple(line.get_xdata()) for line in fig.axes[0].lines]
+
+
+def test_html_table_is_sorted_by_parameter_in_model_order_then_source():
+    """Issue 10: the table (198 rows for Rats) was sorted by source, so that backends could not
+    be read side by side."""
+    from crossppl.compare.reference import reference_from_table
+
+    rng = np.random.default_rng(26)
+
+    def draws():
+        return from_dict({"posterior": {"mu": rng.normal(size=(4, 300)),
+                                        "v": rng.normal(size=(4, 300, 12)),
+                                        "sigma": np.exp(rng.normal(size=(4, 300)))}},
+                         dims={"v": ["k"]})
+
+    reference = reference_from_table({"sigma": {"mean": 1.6, "sd": 2.1},
+                                      "mu": {"mean": 0.0, "sd": 1.0}})
+    _, rows = _html_rows(_comparison({"stan": draws(), "pymc": draws()}, reference))
+    params = ["mu", *(f"v[{i}]" for i in range(12)), "sigma"]
+    assert rows == [*(("mu", s) for s in ("stan", "pymc", "reference")),
+                    *((p, s) for p in params[1:-1] for s in ("stan", "pymc")),
+                    *(("sigma", s) for s in ("stan", "pymc", "reference"))]
