@@ -217,7 +217,9 @@ def parse_program_arg(text: str, names: Mapping[str, str]) -> UserProgram:
 
 
 def _density_check(model: Model, sources, user: Mapping[str, UserProgram]):
-    """Evaluate every program's log density at draws of the first healthy fit."""
+    """Evaluate every program's log density at draws of the first healthy fit, and its
+    per-variable terms where they are located (see the comment below on Stan's), for
+    :func:`crossppl.compare.density.check_density`."""
     from crossppl.backends import get_backend
     from crossppl.compare.density import check_density
 
