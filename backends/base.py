@@ -137,6 +137,9 @@ class Backend(ABC):
     engines: ClassVar[tuple[str, ...]]
     #: Distribution packages whose versions are recorded in the output.
     packages: ClassVar[tuple[str, ...]]
+    #: Whether :meth:`log_density_terms` costs much more than :meth:`log_density` (Stan builds
+    #: a second program); ``compare`` then asks a generated program's terms only when needed.
+    costly_terms: ClassVar[bool] = False
 
     @abstractmethod
     def emit(self, model: Model) -> str:
@@ -175,8 +178,9 @@ class Backend(ABC):
         self, model: Model, program: str | UserProgram, points: Mapping[str, np.ndarray]
     ) -> dict[str, np.ndarray] | None:
         """Per-variable terms of :meth:`log_density` (spec names -> ``(n,)``: the log density
-        of each parameter's prior and each observed variable's likelihood), or None where the
-        engine does not expose them."""
+        of each parameter's prior and each observed variable's likelihood, constrained values,
+        no Jacobian; terms that are not one variable's under names of their own), adding up to
+        :meth:`log_density` up to a constant; or None where the engine does not expose them."""
         return None
 
     def prior_predictive(self, model: Model, draws: int, seed: int) -> dict[str, np.ndarray]:

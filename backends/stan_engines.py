@@ -663,20 +663,71 @@ class PyStanEngine:
         n = len(next(iter(points.values()))) if points else 0
         out = np.empty(n)
         for i in range(n):
-            values = {name: arr[i].tolist() for name, arr in points.items()}
-            resp = await client.post(f"/{built.model_name}/transform_inits",
-                                     json={"data": data, "constrained_parameters": values})
-            if resp.status == 200:
-                unconstrained = json.loads(resp.content)["params_r_unconstrained"]
-                resp = await client.post(
-                    f"/{built.model_name}/log_prob",
-                    json={"data": data, "unconstrained_parameters": unconstrained,
-                          "adjust_transform": False},
-                )
-            if resp.status != 200:
-                raise self.error(f"log density at point {i}: {_error_text(resp.content)}")
-            out[i] = json.loads(resp.content)["log_prob"]
+            _, out[i] = await self._point_log_prob(client, built, data, points, i)
         return out
+
+    async def _point_log_prob(self, client, built: _Built, data: Mapping,
+                              points: Mapping[str, np.ndarray], i: int
+                              ) -> tuple[list[float], float]:
+        """(Stan host) The unconstrained values of point ``i`` and the log density there."""
+        values = {name: arr[i].tolist() for name, arr in points.items()}
+        resp = await client.post(f"/{built.model_name}/transform_inits",
+                                 json={"data": data, "constrained_parameters": values})
+        unconstrained: list[float] = []
+        if resp.status == 200:
+            unconstrained = json.loads(resp.content)["params_r_unconstrained"]
+            resp = await client.post(
+                f"/{built.model_name}/log_prob",
+                json={"data": data, "unconstrained_parameters": unconstrained,
+                      "adjust_transform": False},
+            )
+        if resp.status != 200:
+            raise self.error(f"log density at point {i}: {_error_text(resp.content)}")
+        return unconstrained, json.loads(resp.content)["log_prob"]
+
+    def log_density_terms(self, program: str, terms: str, n_terms: int, data: Mapping,
+                          points: Mapping[str, np.ndarray], *, built: _Built | None = None,
+                          label: str = "the program") -> tuple[np.ndarray, np.ndarray]:
+        """The log density of ``program`` (as :meth:`log_density`) and the ``n_terms`` values
+        of the generated quantities of ``terms`` (a terms program of
+        :mod:`crossppl.backends.stan_terms`: ``program``'s parameters, one vector of terms) at
+        each point: shapes ``(n,)`` and ``(n, n_terms)``.
+
+        Each point goes to the unconstrained space by ``program``'s ``transform_inits``, then
+        through ``log_prob`` (``program``) and ``write_array`` with generated quantities
+        (``terms``). ``terms`` is built (and cached by httpstan) like any program.
+        """
+        arrays = {name: np.asarray(value, dtype=float) for name, value in points.items()}
+        with _StanHost(self) as host:
+            return host.call("log_density_terms", program, terms, n_terms, data, arrays, built,
+                             label)
+
+    async def _host_log_density_terms(self, client, program: str, terms: str, n_terms: int,
+                                      data: Mapping, points: Mapping[str, np.ndarray],
+                                      built: _Built | None, label: str
+                                      ) -> tuple[np.ndarray, np.ndarray]:
+        if built is None:
+            built = await self._build(client, program, data, False, label)
+        terms_label = f"the terms program of {_stan_label(label)}"
+        terms_built = await self._build(client, terms, data, False, terms_label)
+        n = len(next(iter(points.values()))) if points else 0
+        logp, out = np.empty(n), np.empty((n, n_terms))
+        for i in range(n):
+            unconstrained, logp[i] = await self._point_log_prob(client, built, data, points, i)
+            resp = await client.post(
+                f"/{terms_built.model_name}/write_array",
+                json={"data": data, "unconstrained_parameters": unconstrained,
+                      "include_tparams": True, "include_gqs": True},
+            )
+            if resp.status != 200:
+                raise self.error(f"the terms of {_stan_label(label)} at point {i}: "
+                                 f"{_error_text(resp.content)}")
+            values = json.loads(resp.content)["params_r_constrained"]
+            if len(values) < n_terms:
+                raise self.error(f"{terms_label} wrote {len(values)} values, expected at "
+                                 f"least {n_terms}")
+            out[i] = values[len(values) - n_terms:]
+        return logp, out
 
 
 # -- the Stan host ---------------------------------------------------------------------------------

@@ -234,7 +234,9 @@ def parse_program_arg(text: str, names: Mapping[str, str]) -> UserProgram:
 
 
 def _density_check(model: Model, sources, user: Mapping[str, UserProgram]):
-    """Evaluate every program's log density at draws of the first healthy fit."""
+    """Evaluate every program's log density at draws of the first healthy fit, and its
+    per-variable terms where they are located (see the comment below on Stan's), for
+    :func:`crossppl.compare.density.check_density`."""
     from crossppl.backends import get_backend
     from crossppl.compare.density import check_density
 
@@ -258,6 +260,7 @@ def _density_check(model: Model, sources, user: Mapping[str, UserProgram]):
         for p in model.parameters
     }
     logps, terms, notes = {}, {}, []
+    evaluated = {}
     for name, source in sources.items():
         if source.kind == "reference" or not source.ran:
             continue
@@ -270,11 +273,37 @@ def _density_check(model: Model, sources, user: Mapping[str, UserProgram]):
                 backend = get_backend(name)
                 program = backend.emit(model)
                 logps[name] = np.asarray(backend.log_density(model, program, points))
-            found = backend.log_density_terms(model, program, points)
-            if found:
-                terms[name] = found
         except CrossPPLError as exc:
             notes.append(f"log density of {name} not evaluated: {exc}")
+            continue
+        evaluated[name] = (backend, program)
     if len(logps) < 2:
         return None, [*notes, "log densities not compared: fewer than two programs evaluated"]
+
+    def locate(name: str) -> None:
+        backend, program = evaluated[name]
+        try:
+            found = backend.log_density_terms(model, program, points)
+        except CrossPPLError as exc:
+            notes.append(f"terms of {name} not located: {exc}")
+            return
+        if found:
+            terms[name] = found
+
+    # Terms that cost a second build (Stan's terms program) are located for a generated
+    # program only where they are worth it: a hand-written program is compared (the per-term
+    # rule catches its small slips), or its whole density differs from another program's (to
+    # name the culprits).
+    deferred = [n for n, (b, _) in evaluated.items() if b.costly_terms and n not in user]
+    for name in evaluated:
+        if name not in deferred:
+            locate(name)
+    if deferred:
+        first = check_density(logps, terms)
+        differs = {x for row in first.pairs.itertuples() if not row.density_constant
+                   for x in (row.a, row.b)}
+        ported = any(n in user for n in evaluated)
+        for name in deferred:
+            if ported or name in differs:
+                locate(name)
     return check_density(logps, terms), notes

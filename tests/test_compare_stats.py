@@ -111,6 +111,64 @@ def test_density_check_accepts_constant_offsets_and_names_culprit_terms():
     assert check.culprits("a vs c") == ["y"]
 
 
+def _slip_terms(seed: int = 3) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Terms of a Rats-like model (a likelihood of thousands of nats, a small prior) and the
+    same terms with a slip in the small prior (precision 1e-4 for 1e-6, as nats)."""
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(6.19, 0.11, 20)
+    y = -3000.0 + rng.normal(0, 200, 20)
+    a = {"mu": -0.5e-6 * mu**2 - 7.8, "y": y}
+    b = {"mu": -0.5e-4 * mu**2 - 5.5, "y": y + 0.25}
+    return a, b
+
+
+def test_a_small_slip_under_the_whole_density_tolerance_is_a_mismatch_by_its_term():
+    a, b = _slip_terms()
+    total_a, total_b = a["mu"] + a["y"], b["mu"] + b["y"]
+    whole = check_density({"a": total_a, "b": total_b})  # no terms: the whole density only
+    assert whole.ok
+    row = whole.pairs.iloc[0]
+    assert 0 < row["spread"] <= row["tolerance"] and row["terms_constant"] is None
+    check = check_density({"a": total_a, "b": total_b}, {"a": a, "b": b})
+    row = check.pairs.iloc[0]
+    assert row["density_constant"] and not row["terms_constant"] and not row["constant"]
+    assert not check.ok
+    assert check.culprits("a vs b") == ["mu"]
+    term = check.terms.set_index("variable").loc["mu"]
+    assert term["spread"] > 10 * term["tolerance"]  # the tolerance of a term of ~8 nats
+    assert check.terms.set_index("variable").loc["y", "constant"]
+    verdict = decide([Source("a", "generated"), Source("b", "program")],
+                     pairwise_tests({}), check)
+    assert verdict.kind == "mismatch" and "terms of mu differ" in verdict.reasons[0]
+
+
+def test_terms_that_differ_but_cancel_are_no_mismatch():
+    """The same joint density factorized otherwise (density moved between two variables, or
+    into a term only one program has) is no mismatch and names no culprit; a slip still is."""
+    rng = np.random.default_rng(4)
+    a = {"mu": rng.normal(size=20) * 3, "y": -1500 + rng.normal(0, 200, 20)}
+    moved = rng.normal(size=20)
+    b = {"mu": a["mu"] - moved, "y": a["y"] + moved + 2.0}
+    c = {"mu": a["mu"] - moved, "y": a["y"] + 1.0, "target": moved}
+    total = a["mu"] + a["y"]
+    logps = {"a": total, "b": total + 2.0, "c": total + 1.0}
+    check = check_density(logps, {"a": a, "b": b, "c": c})
+    assert check.ok, check.pairs
+    assert check.culprits("a vs b") == [] and check.culprits("a vs c") == []
+    assert not check.terms.set_index(["pair", "variable"]).loc[("a vs b", "mu"), "constant"]
+    c["target"] = moved + 2e-5 * rng.normal(size=20)  # the moved part, slightly wrong
+    check = check_density({**logps, "c": c["mu"] + c["y"] + c["target"]},
+                          {"a": a, "b": b, "c": c})
+    assert check.pairs.set_index("pair").loc["a vs c", "density_constant"]
+    assert not check.ok and check.culprits("a vs c") == ["mu"]
+
+
+def test_pairs_keep_their_public_columns():
+    check = check_density({"a": np.arange(5.0), "b": np.arange(5.0) + 1})
+    assert list(check.pairs.columns[:5]) == ["pair", "a", "b", "spread", "constant"]
+    assert check.ok and check.culprits("a vs b") == [] and check.n_points == 5
+
+
 def test_verdict_precedence():
     tests = pairwise_tests({"x": summarize(_idata(1).posterior),
                             "y": summarize(_idata(2).posterior)})

@@ -233,9 +233,28 @@ def test_log_density_of_other_coordinates_is_refused(tmp_path, backend, rats, po
         backend.log_density_user(rats, noncentred, {})
 
 
-def test_log_density_terms_are_not_exposed(backend, rats, port):
-    assert backend.log_density_terms(rats, port, {}) is None
-    assert backend.log_density_terms(rats, backend.emit(rats), {}) is None
+def test_log_density_terms_come_back_under_the_spec_names(backend, rats, port, monkeypatch):
+    """The terms of the port's variables (tau_c, its y) are keyed by the spec's names, as its
+    draws are; the engine is a stand-in here (tests/test_stan_terms.py compiles them)."""
+    shapes = {"mu_alpha": [], "mu_beta": [], "tau_alpha": [], "tau_beta": [], "tau_c": [],
+              "alpha": [30], "beta": [30]}
+    built = engines._Built("models/fake", [{"name": k, "dims": v} for k, v in shapes.items()],
+                           0.0, True, "")
+    asked = {}
+
+    def log_density_terms(self, program, terms, n_terms, data, points, *, built, label):
+        asked.update(points=points, n_terms=n_terms)
+        values = np.arange(6 * n_terms, dtype=float).reshape(6, n_terms)
+        return values.sum(axis=1) + 3.0, values
+
+    monkeypatch.setattr(engines.PyStanEngine, "build", lambda self, *a, **k: built)
+    monkeypatch.setattr(engines.PyStanEngine, "log_density_terms", log_density_terms)
+    points = {p.name: np.ones((6, *(rats.dim(d).size for d in p.dims))) for p in rats.parameters}
+    terms = backend.log_density_terms(rats, port, points)
+    assert set(terms) == {"mu_alpha", "mu_beta", "tau_alpha", "tau_beta", "tau", "alpha",
+                          "beta", "y"}
+    assert asked["n_terms"] == 8 and "tau_c" in asked["points"] and "tau" not in asked["points"]
+    assert all(v.shape == (6,) for v in terms.values())
 
 
 # -- compiled and fitted ---------------------------------------------------------------------------

@@ -9,6 +9,8 @@ built by hand around the posterior (every parameter varies from point to point):
 whose bug is in the density, name the term that differs, and find none for the correct port.
 ``sigma_without_sqrt`` (a wrong derived quantity) leaves the density exactly right: only the
 agreement tests of a sampled comparison can catch it (``bench/calibration.py`` measures that).
+A NumPyro and a PyMC port with a small slip (``tests/fixtures/ports/rats_*_slip.py``) must be
+caught by the per-variable rule of the density check, under the whole density's tolerance.
 """
 
 from __future__ import annotations
@@ -115,3 +117,37 @@ def test_a_wrong_derived_quantity_is_invisible_to_the_density(name, backend, rat
                                                              generated):
     check = density_check(backend, rats, points, generated, WRONG / f"{name}.py")
     assert check.ok, check.pairs
+
+
+#: Ports with a SMALL slip (mu_beta's prior precision 1e-4 for the spec's 1e-6), one per
+#: language (the Stan one is tests/test_stan_terms.py's): kept out of ``wrong/``, whose ports
+#: bench/calibration.py samples, since no sampled test can see a slip this small.
+SLIPS = {
+    "numpyro": UserProgram("numpyro", PORTS / "rats_numpyro_slip.py", "model"),
+    "pymc": UserProgram("pymc", PORTS / "rats_pymc_slip.py", "build_model",
+                        (("sigma_y", "sigma"),)),
+}
+
+
+@pytest.mark.parametrize("language", sorted(SLIPS))
+def test_a_small_prior_slip_is_caught_by_its_term_alone(language, rats, points):
+    """At these points the slip moves the log density by ~1.3e-4 nats across the points, under
+    the whole density's tolerance (~1.7e-4, it grows with the whole density's magnitude): only
+    the per-variable rule sees it, ~80x over the tolerance of mu_beta's term."""
+    from crossppl.backends import get_backend
+
+    backend = get_backend(language)
+    program_text = backend.emit(rats)
+    slip = SLIPS[language]
+    check = check_density(
+        {"generated": backend.log_density(rats, program_text, points),
+         "slip": backend.log_density_user(rats, slip, points)},
+        {"generated": backend.log_density_terms(rats, program_text, points),
+         "slip": backend.log_density_terms(rats, slip, points)},
+    )
+    row = check.pairs.iloc[0]
+    assert row["density_constant"], row  # the whole-density rule alone would pass it
+    assert not row["constant"] and not check.ok
+    assert check.culprits("generated vs slip") == ["mu_beta"]
+    term = check.terms.set_index("variable").loc["mu_beta"]
+    assert term["spread"] > 30 * term["tolerance"]
