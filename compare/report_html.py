@@ -250,14 +250,16 @@ def render_html(comparison) -> str:
     n = int((comparison.tests["note"] == "").sum()) if len(comparison.tests) else 0
     parts.append(f"<h2>Tests</h2><p>{n} z-tests of mean, sd and 5/50/95% quantiles, scaled by "
                  f"their Monte Carlo standard errors; family-wise alpha {comparison.alpha} "
-                 "(Holm).</p>")
+                 "per pair of sources (Holm within each pair: a pair's result does not depend "
+                 "on the other sources).</p>")
     if rejected is not None and len(rejected):
         parts.append("<table><tr><th class='l'>parameter</th><th class='l'>statistic</th>"
-                     "<th class='l'>pair</th><th>z</th><th>p</th></tr>")
+                     "<th class='l'>pair</th><th>z</th><th>|z| needed</th><th>p</th></tr>")
         for r in rejected.sort_values("p").itertuples():
+            crit = getattr(r, "z_crit", float("nan"))
             parts.append(f"<tr class='flag'><td class='l'>{esc(str(r.parameter))}</td>"
                          f"<td class='l'>{esc(r.statistic)}</td><td class='l'>{esc(r.pair)}</td>"
-                         f"<td>{r.z:.2f}</td><td>{r.p:.2e}</td></tr>")
+                         f"<td>{r.z:.2f}</td><td>{crit:.2f}</td><td>{r.p:.2e}</td></tr>")
         parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts)

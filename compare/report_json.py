@@ -9,7 +9,9 @@
                                   ess_tail, r_hat, khat}
     tests              [{parameter, statistic, pair, z, p, z_crit, reject, note}]  (z_crit: the
                         |z| the test needed at its Holm step within its pair)
-    density            {points, pairs: [{pair, spread, constant}], terms: [...]} | null
+    density            {points, pairs: [{pair, spread, tolerance, constant, density_constant,
+                        terms_constant}], terms: [{pair, variable, spread, constant,
+                        tolerance}]} | null
     pooled_rhat        [{parameter, r_hat, flagged}]
 """
 
@@ -62,7 +64,9 @@ def to_json_dict(comparison) -> dict:
         density = {
             "points": comparison.density.n_points,
             "pairs": [{k: _clean(v) for k, v in r.items()} for r in
-                      comparison.density.pairs[["pair", "spread", "constant"]].to_dict("records")],
+                      comparison.density.pairs.reindex(
+                          columns=["pair", "spread", "tolerance", "constant", "density_constant",
+                                   "terms_constant"]).to_dict("records")],
             "terms": [{k: _clean(v) for k, v in r.items()} for r in
                       comparison.density.terms.to_dict("records")],
         }

@@ -71,12 +71,7 @@ def decide(
     mismatches = []
     if density is not None:
         for _, row in density.pairs[~density.pairs["constant"]].iterrows():
-            culprits = density.culprits(row["pair"])
-            where = f" (terms of {', '.join(culprits)} differ)" if culprits else ""
-            mismatches.append(
-                f"log densities of {row['pair']} differ by a non-constant amount "
-                f"(spread {row['spread']:.3g}){where}"
-            )
+            mismatches.append(_density_reason(row, density))
     rejected = tests[tests["reject"]] if len(tests) else tests
     for pair, group in rejected.groupby("pair", sort=False) if len(rejected) else ():
         mismatches.extend(_pair_reasons(pair, group, tests, density))
@@ -89,6 +84,35 @@ def decide(
         return Verdict("inconclusive", ("fewer than two posteriors to compare",))
     n = int((tests["note"] == "").sum()) if len(tests) else 0
     return Verdict("match", (f"{n} tests, none rejected",))
+
+
+def _density_reason(row: pd.Series, density: DensityCheck) -> str:
+    """Why a pair's densities differ: the whole density's spread against its tolerance, and
+    each culprit variable's term spread against that term's own tolerance."""
+    pair = row["pair"]
+    tol = row.get("tolerance", math.nan)
+    whole = f"spread {row['spread']:.3g}" + (f", tolerance {tol:.2g}" if _finite(tol) else "")
+    culprits = density.culprits(pair)
+    if not culprits:
+        return f"log densities of {pair} differ by a non-constant amount ({whole})"
+    terms = density.terms[(density.terms["pair"] == pair)
+                          & density.terms["variable"].isin(culprits)]
+    each = "; ".join(
+        f"terms of {t.variable} differ (spread {t.spread:.3g}"
+        + (f", tolerance {t.tolerance:.2g})" if _finite(getattr(t, "tolerance", math.nan))
+           else ")")
+        for t in terms.itertuples())
+    if row.get("density_constant", False):
+        return (f"log densities of {pair}: {each}; a slip too small for the whole density's "
+                f"tolerance ({whole})")
+    return f"log densities of {pair} differ by a non-constant amount ({whole}); {each}"
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
 #: A rejected |z| below this multiple of its threshold is "just past" it.

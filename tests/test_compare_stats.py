@@ -419,3 +419,26 @@ def test_html_table_is_sorted_by_parameter_in_model_order_then_source():
     assert rows == [*(("mu", s) for s in ("stan", "pymc", "reference")),
                     *((p, s) for p in params[1:-1] for s in ("stan", "pymc")),
                     *(("sigma", s) for s in ("stan", "pymc", "reference"))]
+
+
+def test_every_report_says_a_mismatch_is_in_the_draws_when_densities_agree(tmp_path):
+    """Terminal, JSON and HTML carry the reason, and the |z| each rejected test needed."""
+    from crossppl.compare.result import Comparison
+
+    x, y = summarize(_idata(40).posterior), summarize(_idata(41).posterior)
+    y.loc["b[c]", "q05"] -= 12 * y.loc["b[c]", "mcse_q05"]
+    tests = pairwise_tests({"x": x, "y": y})
+    base = np.random.default_rng(42).normal(size=20)
+    density = check_density({"x": base, "y": base + 3.0})
+    sources = {n: Source(n, "generated", summary=s, diagnostics=diagnose(_idata(seed), s))
+               for n, s, seed in (("x", x, 40), ("y", y, 41))}
+    comparison = Comparison(model="m", verdict=decide(list(sources.values()), tests, density),
+                            sources=sources, tests=tests, density=density,
+                            pooled=pd.DataFrame(columns=["parameter", "r_hat", "flagged"]),
+                            alpha=0.05)
+    assert "difference is in the draws" in comparison.to_text()
+    report = comparison.to_dict()
+    assert any("difference is in the draws" in r for r in report["reasons"])
+    assert all(t["z_crit"] is not None for t in report["tests"] if t["reject"])
+    html = comparison.write_html(tmp_path / "r.html").read_text()
+    assert "difference is in the draws" in html and "|z| needed" in html
