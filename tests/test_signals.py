@@ -35,6 +35,14 @@ def command(console_script: bool) -> list[str]:
     return [str(SCRIPT)]
 
 
+def _as_in_a_terminal() -> None:
+    """SIGINT and SIGTERM at their defaults, as a shell leaves them for a foreground command:
+    a suite started in the background (``make test &``, ``nohup ... &``) inherits SIGINT
+    ignored, which every child keeps, and a Ctrl-C test would then test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 class Run:
     """A command line started in a session of its own, its output in files."""
 
@@ -47,7 +55,7 @@ class Run:
         env = {**os.environ, "CROSSPPL_TEST_MARK": self.mark, "TMPDIR": str(self.tmp)}
         with open(self.err_path, "w") as err, open(folder / "stdout.txt", "w") as out:
             self.proc = subprocess.Popen(argv, env=env, cwd=self.cwd, stdout=out, stderr=err,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=_as_in_a_terminal)
 
     @property
     def stderr(self) -> str:
