@@ -96,8 +96,10 @@ def render_text(comparison, *, max_rows: int = 40) -> str:
                  f"pair(s) of sources, family-wise alpha {comparison.alpha} per pair (Holm): "
                  f"{n_rej} rejected")
     if n_pairs > 1:
-        lines.append(f"  (each pair decides alone; with {n_pairs} pairs a run of correct programs "
-                     f"is flagged at most {min(1.0, n_pairs * comparison.alpha):.2g} of the time)")
+        a = comparison.alpha
+        lines.append(f"  (each pair decides alone: a run of correct programs with {n_pairs} pairs "
+                     f"is flagged at most {n_pairs} x alpha = {min(1.0, n_pairs * a):.0%} of the "
+                     f"time; --alpha {a / n_pairs:.2g} bounds the whole run at {a:.0%})")
     if len(comparison.pooled):
         worst = comparison.pooled["r_hat"].max()
         lines.append(f"pooled chains across sources: max R-hat {worst:.4f}")
