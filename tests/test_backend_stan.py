@@ -535,6 +535,7 @@ def test_progress_is_shown_only_when_asked(backend, rats, rats_program, rats_fit
     assert "Informational Message" not in out + err
 
 
+@pytest.mark.pystan
 @pytest.mark.slow
 def test_in_a_compare_worker_sampling_progress_goes_to_the_display(backend, rats, rats_program,
                                                                     rats_fit, capfd, tmp_path,

@@ -183,6 +183,7 @@ def generated(stan, rats, points):
             stan.log_density_terms(rats, program, points))
 
 
+@pytest.mark.pystan
 def test_generated_stan_terms_are_numpyros_terms(rats, points, generated):
     numpyro = get_backend("numpyro")
     reference = numpyro.log_density_terms(rats, numpyro.emit(rats), points)
@@ -195,6 +196,7 @@ def test_generated_stan_terms_are_numpyros_terms(rats, points, generated):
     assert constant_difference(sum(terms.values()), logp)[1]
 
 
+@pytest.mark.pystan
 def test_a_correct_port_agrees_term_by_term(stan, rats, points, generated):
     logp = stan.log_density_user(rats, PORT, points)
     terms = stan.log_density_terms(rats, PORT, points)
@@ -206,6 +208,7 @@ def test_a_correct_port_agrees_term_by_term(stan, rats, points, generated):
     assert check.terms["spread"].max() < 1e-9
 
 
+@pytest.mark.pystan
 def test_a_small_prior_slip_in_a_stan_port_is_blamed_on_its_variable(stan, rats, points,
                                                                     generated):
     logp = stan.log_density_user(rats, SLIP, points)
@@ -223,6 +226,7 @@ def test_a_small_prior_slip_in_a_stan_port_is_blamed_on_its_variable(stan, rats,
     assert verdict.kind == "mismatch" and "terms of mu_beta differ" in verdict.reasons[0]
 
 
+@pytest.mark.pystan
 def test_terms_that_do_not_add_up_to_the_density_are_an_error(stan, rats, points, generated,
                                                               monkeypatch):
     """A terms program that is not the program's own (here: the slip port's for the correct
@@ -306,6 +310,7 @@ def test_terms_not_located_are_a_note_and_the_density_is_still_compared(rats, po
                      "per-variable terms of a truncated sampling statement"]
 
 
+@pytest.mark.pystan(raises=AssertionError)  # a note, then the assertion
 def test_a_stan_port_with_a_slip_is_blamed_in_compare(rats, points):
     """Compare's density check, end to end on the engines (no sampling): the slip port is held
     against the generated NumPyro and Stan programs, and blamed on mu_beta in both pairs."""
