@@ -5,6 +5,7 @@ process it starts inherits, and a temporary folder of its own (scratch folders g
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -35,12 +36,25 @@ def command(console_script: bool) -> list[str]:
     return [str(SCRIPT)]
 
 
-def _as_in_a_terminal() -> None:
-    """SIGINT and SIGTERM at their defaults, as a shell leaves them for a foreground command:
-    a suite started in the background (``make test &``, ``nohup ... &``) inherits SIGINT
-    ignored, which every child keeps, and a Ctrl-C test would then test nothing."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+@contextlib.contextmanager
+def _signals_at_their_defaults_in_children():
+    """While a command starts, SIGINT and SIGTERM are caught here (not ignored), so the command
+    starts with them at their defaults, as a shell leaves them for a foreground job: a suite
+    started in the background (``make test &``) inherits SIGINT ignored, which every child
+    would keep, and a Ctrl-C test would then test nothing. (No ``preexec_fn``: it makes
+    subprocess fork, which JAX, imported in this process, warns against.)"""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for s in saved:
+            signal.signal(s, lambda *_: None)
+    except ValueError:  # not the main thread: leave the dispositions as they are
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
 
 
 class Run:
@@ -53,9 +67,10 @@ class Run:
         self.cwd.mkdir()
         self.err_path = folder / "stderr.txt"
         env = {**os.environ, "CROSSPPL_TEST_MARK": self.mark, "TMPDIR": str(self.tmp)}
-        with open(self.err_path, "w") as err, open(folder / "stdout.txt", "w") as out:
+        with (open(self.err_path, "w") as err, open(folder / "stdout.txt", "w") as out,
+              _signals_at_their_defaults_in_children()):
             self.proc = subprocess.Popen(argv, env=env, cwd=self.cwd, stdout=out, stderr=err,
-                                         start_new_session=True, preexec_fn=_as_in_a_terminal)
+                                         start_new_session=True)
 
     @property
     def stderr(self) -> str:
