@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from calibration import _table, clopper_pearson  # bench/calibration.py: the same tables
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -113,18 +114,6 @@ def collect(args) -> int:
 # --------------------------------------------------------------------------------------------
 # analyze
 # --------------------------------------------------------------------------------------------
-
-
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact binomial confidence interval of k/n."""
-    from scipy.stats import beta
-
-    if n == 0:
-        return math.nan, math.nan
-    a = (1 - level) / 2
-    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
-    hi = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
-    return lo, hi
 
 
 def load_sources(store: Path, model: str, seed: int, backends: list[str]):
@@ -256,17 +245,6 @@ def tables(pair_rows: list[dict], z_rows: list[dict], runs: list[dict], alpha: f
                      round(r["z"], 2), round(r["z_crit"], 2)]
                     for r in sorted(z_rows, key=lambda r: -abs(r["z"]) / r["z_crit"])[:12]],
     }
-
-
-def _table(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
-    if markdown:
-        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*headers), fmt.format(*("-" * w for w in widths)),
-                      *(fmt.format(*r) for r in rows)])
 
 
 def _rates(rows: list[dict], markdown: bool) -> str:
