@@ -137,6 +137,13 @@ class Backend(ABC):
     engines: ClassVar[tuple[str, ...]]
     #: Distribution packages whose versions are recorded in the output.
     packages: ClassVar[tuple[str, ...]]
+    #: The function a hand-written program of this PPL names (``PATH:ENTRY``; this name when
+    #: left out), or None when a program is a whole file (Stan).
+    program_entry: ClassVar[str | None] = None
+    #: Place in the default list of backends (``--backends`` left out), lowest first.
+    order: ClassVar[float] = 100
+    #: Engine -> the distribution packages it needs (see :meth:`engine_problem`).
+    engine_packages: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     #: Whether :meth:`log_density_terms` costs much more than :meth:`log_density` (Stan builds
     #: a second program); ``compare`` then asks a generated program's terms only when needed.
     costly_terms: ClassVar[bool] = False
@@ -198,6 +205,22 @@ class Backend(ABC):
         """The engine used when none is asked for."""
         return self.engines[0]
 
+    def engine_problem(self, engine: str) -> str | None:
+        """Why ``engine`` cannot run on this machine, or None when it can.
+
+        Checks that the distribution packages of :attr:`engine_packages` are installed; a
+        backend adds its own checks (a compiler, a binary, a known incompatibility).
+        """
+        missing = [p for p in self.engine_packages.get(engine, ()) if _version(p) is None]
+        if missing:
+            return (f"needs {', '.join(missing)}, not installed: "
+                    f"pip install 'crossppl[{self.name}]'")
+        return None
+
+    def engine_versions(self, engine: str) -> dict[str, str]:
+        """Installed versions of the packages ``engine`` needs."""
+        return {p: v for p in self.engine_packages.get(engine, ()) if (v := _version(p))}
+
     def check_engine(self, engine: str | None) -> str:
         """Validate an engine name, or choose the default."""
         if engine is None:
@@ -245,6 +268,14 @@ def _datatree(groups: Mapping[str, Mapping[str, np.ndarray]], *, coords, dims,
 def program_hash(program: str) -> str:
     """SHA-256 of a program's text (first 16 hex digits)."""
     return hashlib.sha256(program.encode()).hexdigest()[:16]
+
+
+def _version(package: str) -> str | None:
+    """The installed version of the distribution ``package``, or None."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def versions(packages: tuple[str, ...]) -> dict[str, str]:

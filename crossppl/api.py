@@ -29,10 +29,9 @@ def list_models() -> dict[str, str]:
 
 
 def emit(spec: str | Path | Model, backend: str) -> str:
-    """Return the program that ``backend`` (``stan``, ``pymc`` or ``numpyro``) runs for ``spec``.
-
-    For Stan this is the Stan program; for PyMC and NumPyro a runnable Python module.
-    """
+    """Return the program that ``backend`` (a registered backend's name: ``crossppl backends``
+    lists them) runs for ``spec``: program text in the PPL's language, or a runnable Python
+    module for a Python PPL."""
     from crossppl.backends import get_backend
 
     model = load_spec(spec)
@@ -61,11 +60,10 @@ def fit(
     spec
         A bundled model's name, a path to a TOML spec, or a loaded model.
     backend
-        ``"stan"``, ``"pymc"`` or ``"numpyro"``.
+        A registered backend's name (``crossppl backends`` lists them with their engines).
     engine
-        The engine that runs the program (Stan: ``"pystan"`` or ``"cmdstanpy"``; PyMC:
-        ``"nutpie"`` or ``"pymc"``; NumPyro: ``"numpyro"``); default: the backend's first
-        available engine.
+        The engine that runs the program, one of the backend's ``engines``; default: the
+        backend's :meth:`~crossppl.backends.base.Backend.default_engine`.
     output
         If given, the InferenceData is also written there as NetCDF (atomically: a failed or
         interrupted fit leaves no file).

@@ -20,7 +20,6 @@ from crossppl.errors import CrossPPLError, EngineError, NotYetTranslated, UserIn
 
 __all__ = ["main"]
 
-BACKEND_NAMES = ("stan", "pymc", "numpyro")
 EXIT_OK, EXIT_USAGE, EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 130, 143
 FORCE_HELP = "overwrite output files that exist (without it they are refused, exit 2)"
 
@@ -30,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     from crossppl.config import INIT_STRATEGIES, FitConfig
 
     defaults = FitConfig()
+    names = _backend_names()
     parser = argparse.ArgumentParser(
         prog="crossppl",
         description="Write one Bayesian model spec for Stan, PyMC and NumPyro, and fit it.",
@@ -38,19 +38,22 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("list", help="list the bundled models, one line each")
+    backends = sub.add_parser(
+        "backends", help="list every backend and engine: usable here or why not, and versions")
+    backends.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     spec_help = "a bundled model's name (see `crossppl list`) or a path to a .toml spec"
     emit = sub.add_parser("emit", help="print the program a backend runs for a spec")
     emit.add_argument("spec", help=spec_help)
-    emit.add_argument("--backend", "-b", required=True, choices=BACKEND_NAMES)
+    emit.add_argument("--backend", "-b", required=True, choices=names)
     emit.add_argument("--output", "-o", help="write the program to this file instead")
     emit.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     fit = sub.add_parser("fit", help="fit a spec with one backend's generated program (NUTS)")
     fit.add_argument("spec", help=spec_help)
-    fit.add_argument("--backend", "-b", required=True, choices=BACKEND_NAMES)
+    fit.add_argument("--backend", "-b", required=True, choices=names)
     fit.add_argument("--engine", help="engine running the program (default: the backend's "
-                     "first available: stan cmdstanpy|pystan, pymc nutpie|pymc, numpyro)")
+                     "first usable one; `crossppl backends` lists them)")
     fit.add_argument("--output", "-o", help="write the result (ArviZ groups) to this NetCDF file")
     fit.add_argument("--force", action="store_true", help=FORCE_HELP)
     _sampler_options(fit, defaults, INIT_STRATEGIES)
@@ -64,16 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--all", action="store_true",
                      help="compare every bundled model; one line per model")
     cmp.add_argument("--out-dir", help="with --all: write <model>.json and <model>.html here")
-    cmp.add_argument("--backends", default=",".join(BACKEND_NAMES),
+    cmp.add_argument("--backends", default=",".join(names),
                      help="comma-separated backends (default: all); 'none' for none")
     cmp.add_argument("--program", action="append", default=[], metavar="BACKEND=PATH[:ENTRY]",
-                     help="a hand-written program, e.g. stan=my_rats.stan or "
-                     "pymc=my_port.py:build_model (repeatable)")
+                     help="a hand-written program: a backend's name, its file and, for a "
+                     "Python module, the function (repeatable)")
     cmp.add_argument("--rename", action="append", default=[], metavar="THEIRS=OURS",
                      help="a hand-written program's variable name -> the spec's (repeatable)")
     cmp.add_argument("--reference", help="reference posterior: summary .json/.csv or draws .nc")
     cmp.add_argument("--engine", action="append", default=[], metavar="BACKEND=ENGINE",
-                     help="engine for a backend, e.g. stan=pystan (repeatable)")
+                     help="engine for a backend (repeatable; `crossppl backends` lists them)")
     cmp.add_argument("--alpha", type=float, default=0.05,
                      help="family-wise false-alarm rate of each pair of sources' tests "
                      "(Holm within the pair; default 0.05)")
@@ -96,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     prior.add_argument("spec", nargs="?", help=spec_help)
     prior.add_argument("--all", action="store_true", help="every bundled model, one block each")
-    prior.add_argument("--backends", default=",".join(BACKEND_NAMES),
+    prior.add_argument("--backends", default=",".join(names),
                        help="comma-separated backends (default: all)")
     prior.add_argument("--draws", type=int, default=2000, help="draws per backend (2000)")
     prior.add_argument("--seed", type=int, default=defaults.seed)
@@ -104,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="family-wise false-alarm rate of the tests (Holm; default 0.01)")
     prior.add_argument("--timeout", type=float, help="stop a backend after this many s")
     return parser
+
+
+def _backend_names() -> tuple[str, ...]:
+    from crossppl.backends.registry import backend_names
+
+    return backend_names()
 
 
 def _sampler_options(p, defaults, inits, progress_help: str = "show a progress bar (default: "
@@ -132,6 +141,31 @@ def _cmd_list(args: argparse.Namespace) -> int:
     width = max(map(len, models), default=0)
     for name, description in models.items():
         print(f"{name:<{width}}  {description}")
+    return EXIT_OK
+
+
+def _cmd_backends(args: argparse.Namespace) -> int:
+    """Every registered backend and engine, whether it can run here (and why not), versions."""
+    from crossppl.backends.registry import backend_status
+
+    status = backend_status()
+    if args.json:
+        import dataclasses
+        import json
+
+        print(json.dumps([dataclasses.asdict(s) for s in status], indent=2))
+        return EXIT_OK
+    rows = [("backend", "engine", "usable", "versions, or why not")]
+    for backend in status:
+        if backend.problem:
+            rows.append((backend.backend, "-", "no", backend.problem))
+        for e in backend.engines:
+            usable = ("yes (default)" if e.default else "yes") if e.usable else "no"
+            versions = ", ".join(f"{k} {v}" for k, v in e.versions.items())
+            rows.append((backend.backend, e.engine, usable, versions if e.usable else e.reason))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(f"{c:<{w}}" for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3])
     return EXIT_OK
 
 
@@ -247,9 +281,10 @@ def _backends_option(text: str, option: str = "--backends", *,
     if allow_none and text.strip() == "none":
         return []
     names = [b.strip() for b in text.split(",") if b.strip()]
-    fix = (f"give one or more of {', '.join(BACKEND_NAMES)}, comma-separated (e.g. {option} "
-           "stan,numpyro)" + (", or 'none' for no backend" if allow_none else ""))
-    unknown = [n for n in names if n not in BACKEND_NAMES]
+    known = _backend_names()
+    fix = (f"give one or more of {', '.join(known)}, comma-separated (e.g. {option} "
+           f"{','.join(known[:2])})" + (", or 'none' for no backend" if allow_none else ""))
+    unknown = [n for n in names if n not in known]
     if unknown or not names:
         found = f"unknown backend {unknown[0]!r} in {text!r}" if unknown else f"found {text!r}"
         raise ConfigError(f"{found}; {fix}", entry=option)
@@ -267,12 +302,14 @@ def _engines_option(items: list[str], programs: list[str]) -> dict[str, str]:
     from crossppl.errors import ConfigError
 
     engines = _pairs(items, "--engine")
+    known = _backend_names()
     for key, engine in engines.items():
-        if key not in BACKEND_NAMES:
+        if key not in known:
             if not programs:
                 raise ConfigError(f"found {key}={engine}, but {key!r} is not a backend; give "
-                                  f"BACKEND=ENGINE with BACKEND one of {', '.join(BACKEND_NAMES)}"
-                                  ", e.g. --engine stan=pystan", entry="--engine")
+                                  f"BACKEND=ENGINE with BACKEND one of {', '.join(known)} "
+                                  "(`crossppl backends` lists each one's engines)",
+                                  entry="--engine")
             continue  # a --program label: compare() checks it with its program's backend
         from crossppl.backends import get_backend
 
@@ -494,8 +531,8 @@ def _check_output(path: str | None, option: str, force: bool, *, folder: bool = 
                           entry=option) from None
 
 
-COMMANDS = {"list": _cmd_list, "emit": _cmd_emit, "fit": _cmd_fit, "compare": _cmd_compare,
-            "prior": _cmd_prior}
+COMMANDS = {"list": _cmd_list, "backends": _cmd_backends, "emit": _cmd_emit, "fit": _cmd_fit,
+            "compare": _cmd_compare, "prior": _cmd_prior}
 
 
 #: Error class -> what main prints before its message, and the exit code (first match wins).
@@ -559,6 +596,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Terminated:
         print("crossppl: terminated; no output written", file=sys.stderr)
         return EXIT_TERMINATED
+    except BrokenPipeError:  # stdout closed early (`crossppl backends | head`): not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

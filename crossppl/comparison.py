@@ -81,7 +81,8 @@ def compare(
     -------
     crossppl.compare.result.Comparison
     """
-    from crossppl.backends import BACKENDS, get_backend
+    from crossppl.backends import backend_names as registered
+    from crossppl.backends import get_backend
     from crossppl.progress import FitProgress
     from crossppl.runner import FitJob, default_parallel, run_fits
 
@@ -90,7 +91,7 @@ def compare(
         raise ConfigError(f"alpha must be strictly between 0 and 1, found {alpha!r}",
                           entry="alpha")
     model = load_spec(spec)
-    backend_names = list(backends) if backends is not None else list(BACKENDS)
+    backend_names = list(backends) if backends is not None else list(registered())
     for name in backend_names:
         get_backend(name)  # unknown names fail here, before any fit
     twice = next((n for i, n in enumerate(backend_names) if n in backend_names[:i]), None)
@@ -107,11 +108,12 @@ def compare(
         raise ConfigError(f"program label {clash[0]!r} is also a backend; label it otherwise",
                           entry="programs")
     for label, engine in engines.items():  # an unknown engine fails here, not in its worker
-        if label not in user and label not in BACKENDS:
+        if label not in user and label not in registered():
             raise ConfigError(
                 f"an engine is given for {label!r}, which is neither a backend "
-                f"({', '.join(BACKENDS)}) nor a program of this comparison; give "
-                "BACKEND=ENGINE, e.g. stan=pystan", entry="engines")
+                f"({', '.join(registered())}) nor a program of this comparison; give "
+                "BACKEND=ENGINE (`crossppl backends` lists each backend's engines)",
+                entry="engines")
         get_backend(user[label].backend if label in user else label).check_engine(engine)
 
     from crossppl.compare.agreement import pairwise_tests, pooled_rhat
@@ -214,16 +216,18 @@ def parse_programs(programs, names: Mapping[str, str] | None) -> dict[str, UserP
 
 def parse_program_arg(text: str, names: Mapping[str, str]) -> UserProgram:
     """Parse ``"BACKEND=PATH[:ENTRY]"`` into a :class:`UserProgram`."""
-    from crossppl.backends import BACKENDS
+    from crossppl.backends import backend_class, backend_names
 
     backend, sep, rest = text.partition("=")
-    if not sep or backend not in BACKENDS or not rest:
+    if not sep or backend not in backend_names() or not rest:
         raise ConfigError(
             f"cannot read the program {text!r}; write BACKEND=PATH[:ENTRY] with BACKEND one of "
-            f"{', '.join(BACKENDS)}, e.g. stan=my_rats.stan or pymc=my_port.py:build_model",
+            f"{', '.join(backend_names())} and ENTRY the function of a Python module, e.g. "
+            "my_rats.stan or my_port.py:build_model after the '='",
             entry="program",
         )
-    path, _, entry = (rest, "", "") if rest.endswith(".stan") else rest.partition(":")
+    whole_file = backend_class(backend).program_entry is None
+    path, _, entry = (rest, "", "") if whole_file else rest.partition(":")
     if not Path(path).is_file():
         raise ConfigError(f"program file {path!r} not found", entry="program")
     if path.endswith(".py") and not entry:

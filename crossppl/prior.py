@@ -78,7 +78,7 @@ def compare_prior(
     :mod:`crossppl.compare.prior`).
     """
     from crossppl.api import load_spec, prior_predictive
-    from crossppl.backends import BACKENDS, get_backend
+    from crossppl.backends import backend_names, get_backend
     from crossppl.compare.prior import prior_agreement
     from crossppl.runner import FitJob, run_fits
 
@@ -87,7 +87,7 @@ def compare_prior(
                           entry="alpha")
     FitConfig(draws=draws, seed=seed)  # validates both (same rules as a fit), before any work
     model = load_spec(spec)
-    names = list(backends) if backends is not None else list(BACKENDS)
+    names = list(backends) if backends is not None else list(backend_names())
     for name in names:
         get_backend(name)
     jobs = [FitJob(name, prior_predictive,

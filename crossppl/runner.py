@@ -6,7 +6,7 @@ ends :func:`run_fits` (the fits are done, an error, KeyboardInterrupt, or :class
 raised by :func:`signals_unwind` on SIGTERM), every worker's process group still running is
 stopped (SIGTERM, then SIGKILL after :data:`GRACE` seconds) and the scratch folder removed. A
 worker turns SIGTERM into SystemExit, so that what it started in sessions of their own (the Stan
-host of :mod:`crossppl.backends.stan_engines`) is stopped as it unwinds.
+host of :mod:`crossppl.backends.stan.engines`) is stopped as it unwinds.
 """
 
 from __future__ import annotations

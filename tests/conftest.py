@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from crossppl.backends import backend_names
 from crossppl.models import bundled_specs
 
-#: Every backend of crossppl; conformance tests are parametrized over these.
-BACKENDS = ("stan", "pymc", "numpyro")
+#: Every registered backend (entry points); conformance tests are parametrized over these.
+BACKENDS = backend_names()
 
 #: Whether PyStan, the Stan backend's default engine, can load what it builds on this Python.
 #: The engine cannot on 3.13: httpstan 4.17's wheel links every model with a stan_services.o

@@ -39,8 +39,9 @@ def test_config_errors_name_the_argument_the_value_and_the_fix(field, value, tex
 
 
 def test_unknown_backend_lists_the_known_ones():
-    with pytest.raises(ConfigError, match="unknown backend 'jags'; choose one of stan, pymc"):
-        get_backend("jags")
+    with pytest.raises(ConfigError,
+                       match="unknown backend 'nope'; choose one of stan, pymc, numpyro"):
+        get_backend("nope")
 
 
 def test_model_data_gives_sizes_and_zero_based_arrays(rats):

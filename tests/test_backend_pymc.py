@@ -24,13 +24,8 @@ import numpy as np
 import pytest
 from crossppl.backends import get_backend
 from crossppl.backends.base import model_data, to_inference_data
-from crossppl.backends.pymc import (
-    DIST_RULES,
-    PyMCBackend,
-    PyMCGenerator,
-    _uniform_initvals,
-    _user_chose_compiledir,
-)
+from crossppl.backends.pymc import DIST_RULES, PyMCBackend, PyMCGenerator
+from crossppl.backends.pymc.backend import _uniform_initvals, _user_chose_compiledir
 from crossppl.models import load_spec, parse_spec
 from crossppl.models.distributions import DISTRIBUTIONS
 from crossppl.models.ir import Binary, Call, Const, Dist, Role, Var
@@ -293,7 +288,7 @@ def test_nutpie_fit_of_rats(backend, rats, rats_program, capfd):
     assert abs(float(post["mu_beta"].mean()) - 6.19) < 0.15  # BUGS: 6.186 (sd 0.11)
     assert abs(float(post["mu_alpha"].mean()) - 106.6) < 2.0
     assert abs(float(post["sigma"].mean()) - 6.1) < 0.8
-    from crossppl.backends import pymc as pymc_backend
+    from crossppl.backends.pymc import backend as pymc_backend
 
     compiled = dict(pymc_backend._NUTPIE_CACHE)
     second = backend.sample(rats, rats_program, SMALL, "nutpie")

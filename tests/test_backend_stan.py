@@ -19,13 +19,13 @@ import textwrap
 
 import numpy as np
 import pytest
-from crossppl.backends import stan_engines as engines
 from crossppl.backends.base import to_inference_data
 from crossppl.backends.stan import (
     DIST_RULES,
     RNG_RULES,
     StanBackend,
     StanGenerator,
+    engines,
     stan_data,
 )
 from crossppl.backends.stan import prior_data as stan_prior_data
@@ -453,7 +453,7 @@ def test_a_build_waits_for_another_process_building_the_same_program(rats, rats_
 
     import httpstan.models
     from crossppl.backends.stan import stan_data
-    from crossppl.backends.stan_engines import PyStanEngine
+    from crossppl.backends.stan.engines import PyStanEngine
 
     from crossppl.config import cache_dir
 
@@ -482,7 +482,7 @@ def test_a_first_build_prints_nothing(capfd):
     The program is removed from httpstan's cache first, so this is always a real build."""
     import httpstan.cache
     import httpstan.models
-    from crossppl.backends.stan_engines import PyStanEngine
+    from crossppl.backends.stan.engines import PyStanEngine
 
     program = ("// crossppl: the first-build test\n"
                "parameters { real x; }\nmodel { x ~ std_normal(); }\n")
@@ -559,7 +559,7 @@ def test_a_cold_build_tells_the_compile_notice_to_compares_display(rats, tmp_pat
                                                                    capfd):
     """``crossppl fit`` prints "compiling the program (about a minute, once)" when httpstan
     has not built a program; ``compare`` (``$CROSSPPL_PROGRESS`` set) now says so too."""
-    from crossppl.backends.stan_engines import PyStanEngine
+    from crossppl.backends.stan.engines import PyStanEngine
 
     from crossppl.progress import ENV, STAN_COMPILING
 
@@ -1024,7 +1024,7 @@ def test_one_build_key_for_every_spelling_of_the_venv_s_interpreter(monkeypatch)
     import os
     import sys
 
-    from crossppl.backends.stan_engines import host_python
+    from crossppl.backends.stan.engines import host_python
 
     bindir = os.path.join(sys.prefix, "bin")
     spellings = [os.path.join(bindir, n) for n in ("python", "python3") if

@@ -173,7 +173,7 @@ HEAVY = ("scipy", "pandas", "xarray", "arviz_base", "arviz_stats", "pymc", "pyte
 @pytest.mark.parametrize(("argv", "expected"), [
     (["compare", "rats", "--backends", "nope"],
      "--backends: unknown backend 'nope' in 'nope'; give one or more of stan, pymc, numpyro, "
-     "comma-separated (e.g. --backends stan,numpyro), or 'none'"),
+     "comma-separated (e.g. --backends stan,pymc), or 'none'"),
     (["compare", "rats", "--backends", "stan,numpy"], "unknown backend 'numpy' in 'stan,numpy'"),
     (["compare", "rats", "--backends", "stan,stan"],
      "--backends: 'stan' is named twice in 'stan,stan'; name each backend once"),

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from crossppl.backends.stan_engines import (
+from crossppl.backends.stan.engines import (
     HOST_SCRATCH_PREFIX,
     PyStanEngine,
     StancError,
@@ -145,7 +145,7 @@ def test_a_cold_build_and_a_failed_fit_leave_nothing_behind(isolated, tmp_path, 
     assert list(cwd.iterdir()) == []
     assert [p.name for p in tmp.iterdir() if not p.name.startswith("pytest-of-")] == []
     assert marked_processes(mark) == []
-    code = ("import sys\nfrom crossppl.backends.stan_engines import PyStanEngine\n"
+    code = ("import sys\nfrom crossppl.backends.stan.engines import PyStanEngine\n"
             f"built = PyStanEngine().build({REJECTING!r}, {{}})\n"
             "assert built.cached and built.params[0]['name'] == 'x'\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('httpstan', 'stan')))\n")

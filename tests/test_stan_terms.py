@@ -1,5 +1,5 @@
 """Per-variable log-density terms of Stan programs (``StanBackend.log_density_terms``), by the
-terms programs of :mod:`crossppl.backends.stan_terms`.
+terms programs of :mod:`crossppl.backends.stan.terms`.
 
 The rewrite is tested with stanc alone (no C++). Three terms programs and one port are compiled
 (about 40-65 s each the first time on 2 cores, then cached by httpstan): the terms programs of
@@ -20,8 +20,8 @@ from crossppl.backends import get_backend
 from crossppl.backends import stan as stan_module
 from crossppl.backends.base import UserProgram
 from crossppl.backends.stan import StanBackend
-from crossppl.backends.stan_engines import stanc
-from crossppl.backends.stan_terms import CATCH_ALL, canonical, terms_program
+from crossppl.backends.stan.engines import stanc
+from crossppl.backends.stan.terms import CATCH_ALL, canonical, terms_program
 from crossppl.compare.density import check_density, constant_difference
 from crossppl.compare.verdict import Source, decide
 
@@ -231,7 +231,7 @@ def test_terms_that_do_not_add_up_to_the_density_are_an_error(stan, rats, points
                                                               monkeypatch):
     """A terms program that is not the program's own (here: the slip port's for the correct
     port) is caught by the check that the terms add up to the log density."""
-    from crossppl.backends import stan_terms
+    from crossppl.backends.stan import terms as stan_terms
 
     slip = SLIP.path.read_text()
     monkeypatch.setattr(stan_terms, "terms_program",

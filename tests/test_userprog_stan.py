@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from crossppl.backends import stan_engines as engines
 from crossppl.backends.base import Draws, UserProgram
-from crossppl.backends.stan import StanBackend, stan_data, user_data
+from crossppl.backends.stan import StanBackend, engines, stan_data, user_data
 from crossppl.backends.userprog import ProgramError
 from crossppl.compare.density import constant_difference
 

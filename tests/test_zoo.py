@@ -570,7 +570,7 @@ def _check_stan(program, params, derived):
     import tempfile
     from pathlib import Path
 
-    from crossppl.backends.stan_engines import stanc, stanc_info
+    from crossppl.backends.stan.engines import stanc, stanc_info
 
     stanc(program)  # raises with stanc's message if the program is rejected
     with tempfile.TemporaryDirectory(prefix="crossppl_zoo_") as tmp:

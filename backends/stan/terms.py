@@ -116,7 +116,7 @@ def _tokens(text: str) -> list[_Token]:
 
 
 def _stanc() -> Path:
-    from .stan_engines import _stanc_binary
+    from .engines import _stanc_binary
 
     return _stanc_binary()
 
@@ -134,7 +134,7 @@ def canonical(program: str, timeout: float = 60) -> str:
             capture_output=True, text=True, timeout=timeout, check=False,
         )
     if done.returncode != 0:
-        from .stan_engines import _strip_paths
+        from .engines import _strip_paths
 
         raise EngineError("stan", "stanc", f"stanc rejected the Stan program:\n"
                           f"{_strip_paths(done.stderr or done.stdout)}")

@@ -84,7 +84,7 @@ from crossppl.config import FitConfig, cache_dir
 from crossppl.errors import CrossPPLError, EngineError
 from crossppl.progress import STAN_COMPILING, report
 
-from .base import Draws, program_hash
+from ..base import Draws, program_hash
 
 __all__ = [
     "SAMPLE_STATS",
@@ -690,7 +690,7 @@ class PyStanEngine:
                           label: str = "the program") -> tuple[np.ndarray, np.ndarray]:
         """The log density of ``program`` (as :meth:`log_density`) and the ``n_terms`` values
         of the generated quantities of ``terms`` (a terms program of
-        :mod:`crossppl.backends.stan_terms`: ``program``'s parameters, one vector of terms) at
+        :mod:`crossppl.backends.stan.terms`: ``program``'s parameters, one vector of terms) at
         each point: shapes ``(n,)`` and ``(n, n_terms)``.
 
         Each point goes to the unconstrained space by ``program``'s ``transform_inits``, then
@@ -745,7 +745,7 @@ _HOST_BOOT = (
     "from multiprocessing.connection import Connection\n"
     "conn = Connection(int(sys.argv[1]))\n"
     "sys.path[:] = conn.recv()\n"
-    "from crossppl.backends.stan_engines import _host_main\n"
+    "from crossppl.backends.stan.engines import _host_main\n"
     "_host_main(conn, int(sys.argv[2]))\n"
 )
 
