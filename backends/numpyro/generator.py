@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 from crossppl.models.ir import (
@@ -17,19 +15,13 @@ from crossppl.models.ir import (
     Dist,
     Expr,
     GeneratedDecl,
-    Index,
-    Model,
     ObservedDecl,
     ParamDecl,
-    Unary,
-    Var,
 )
 
 from crossppl.config import FitConfig
-from crossppl.errors import NotYetTranslated
 
-from ..base import Generator
-from ..layout import align
+from ..python_generator import CallCode, PythonGenerator, py_string
 
 __all__ = [
     "DIST_RULES",
@@ -40,9 +32,6 @@ __all__ = [
     "NumPyroGenerator",
 ]
 
-
-#: Longest line the generator writes before it breaks a call over several lines.
-LINE_LENGTH = 99
 
 #: The keyword of a generated ``model`` that also draws the spec's generated quantities.
 GENERATED_FLAG = "generated_quantities"
@@ -136,146 +125,16 @@ FUNCTION_RULES: dict[str, str] = {
     "abs": "jnp.abs",
 }
 
-_BINARY_TEXT = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 
-# Operator precedence, loosest first, as Python parses it.
-_ADD, _MUL, _NEG, _POW, _ATOM = 1, 2, 3, 4, 5
-_BINARY_PREC = {"add": _ADD, "sub": _ADD, "mul": _MUL, "div": _MUL, "pow": _POW}
-
-
-def _precedence(node: Expr) -> int:
-    if isinstance(node, Binary):
-        return _BINARY_PREC[node.op]
-    if isinstance(node, Unary) or (isinstance(node, Const) and node.value < 0):
-        return _NEG
-    return _ATOM
-
-
-@dataclass(frozen=True, slots=True)
-class _CallCode:
-    """A call ``func(args)`` kept as a tree so that long ones can be broken over lines."""
-
-    func: str
-    args: tuple[str | _CallCode, ...]
-
-    def flat(self) -> str:
-        parts = (a if isinstance(a, str) else a.flat() for a in self.args)
-        return f"{self.func}({', '.join(parts)})"
-
-    def lines(self, indent: int, prefix: str = "", suffix: str = "") -> list[str]:
-        """Lines at ``indent`` spaces; broken one argument a line when too long."""
-        pad = " " * indent
-        one = f"{pad}{prefix}{self.flat()}{suffix}"
-        if len(one) <= LINE_LENGTH:
-            return [one]
-        out = [f"{pad}{prefix}{self.func}("]
-        for arg in self.args:
-            if isinstance(arg, str):
-                out.append(f"{pad}    {arg},")
-            else:
-                out.extend(arg.lines(indent + 4, suffix=","))
-        out.append(f"{pad}){suffix}")
-        return out
-
-
-def _literal_for_docstring(text: str) -> str:
-    """``text`` escaped to sit inside a triple-quoted docstring, whatever it holds."""
-    out = []
-    for ch in text:
-        if ch in "\\\"":
-            out.append("\\" + ch)
-        elif ch == "\n" or ch == "\t" or (ord(ch) >= 32 and ch not in "\x7f\u2028\u2029"):
-            out.append(ch)
-        else:
-            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
-    return "".join(out)
-
-
-def _py_string(text: str | None) -> str:
-    """A double-quoted Python literal of ``text`` (JSON escapes are valid Python ones); all
-    ASCII where ``text`` is not UTF-8 text (a path with undecodable bytes, as surrogates)."""
-    if text is None:
-        return "None"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(text)
-    return json.dumps(text, ensure_ascii=False)
-
-
-def spec_reference(model: Model) -> str | None:
-    """How the generated script finds the spec again: a bundled name, else the spec's path.
-
-    None for a spec parsed from text (the script then needs the spec on its command line).
-    """
-    from crossppl.models import bundled_specs
-
-    path = Path(model.path) if model.path else None
-    if path is None or not path.is_file():
-        return None
-    bundled = bundled_specs().get(model.name)
-    if bundled is not None and path.resolve() == bundled.resolve():
-        return model.name
-    return str(path)
-
-
-class NumPyroGenerator(Generator):
+class NumPyroGenerator(PythonGenerator):
     """Writes a model as a NumPyro module (see the module docstring for its shape)."""
 
     backend: ClassVar[str] = "numpyro"
     DIST_RULES: ClassVar[Mapping[tuple[str, str], DistRule]] = DIST_RULES
-
-    def __init__(self, model: Model) -> None:
-        super().__init__(model)
-        self.uses: set[str] = set()
-
-    # -- expressions -------------------------------------------------------------------------
-    def expr_Const(self, node: Const, target: tuple[str, ...]) -> str:
-        return repr(node.value) if isinstance(node.value, float) else str(int(node.value))
-
-    def expr_Var(self, node: Var, target: tuple[str, ...]) -> str:
-        return align(node.name, node.dims, target)
-
-    def expr_Index(self, node: Index, target: tuple[str, ...]) -> str:
-        # The index data is 0-based already; the result is laid out as index dims + base's rest.
-        gathered = f"{node.base.name}[{node.index.name}]"
-        return align(gathered, node.index.dims + node.base.dims[1:], target)
-
-    def expr_Unary(self, node: Unary, target: tuple[str, ...]) -> str:
-        if node.op != "neg":
-            raise NotYetTranslated(self.backend, f"the unary operator {node.op!r}")
-        return f"-{self.operand(node.operand, target, _NEG)}"
-
-    def expr_Binary(self, node: Binary, target: tuple[str, ...]) -> str:
-        text = _BINARY_TEXT.get(node.op)
-        if text is None:
-            raise NotYetTranslated(self.backend, f"the binary operator {node.op!r}")
-        prec = _BINARY_PREC[node.op]
-        if node.op == "pow":  # right-associative; the exponent may be a unary minus
-            left = self.operand(node.left, target, _ATOM)
-            right = self.operand(node.right, target, _NEG)
-        else:  # left-associative: keep the IR's grouping exactly, a + (b + c) included
-            left = self.operand(node.left, target, prec)
-            right = self.operand(node.right, target, prec + 1)
-        return f"{left} {text} {right}"
-
-    def expr_Call(self, node: Call, target: tuple[str, ...]) -> str:
-        func = FUNCTION_RULES.get(node.func)
-        if func is None:
-            raise NotYetTranslated(self.backend, f"the function {node.func}()")
-        self.uses.add(func.split(".")[0] if not func.startswith("jax.scipy") else "jax.scipy")
-        args = ", ".join(self.expr(a, target) for a in node.args)
-        return f"{func}({args})"
-
-    def operand(self, node: Expr, target: tuple[str, ...], least: int) -> str:
-        """``node`` as an operand that binds at least as tightly as ``least``."""
-        code = self.expr(node, target)
-        if _precedence(node) >= least and not (isinstance(node, Const) and node.value < 0):
-            return code
-        return f"({code})"
+    FUNCTIONS: ClassVar[Mapping[str, str]] = FUNCTION_RULES
 
     # -- distributions -----------------------------------------------------------------------
-    def dist_call(self, d: Dist, target: tuple[str, ...]) -> _CallCode:
+    def dist_call(self, d: Dist, target: tuple[str, ...]) -> CallCode:
         """``dist.<Name>(...)`` for ``d`` with every argument aligned to ``target``."""
         rule = self.dist_rule(d)
         given = dict(d.args)
@@ -286,7 +145,7 @@ class NumPyroGenerator(Generator):
                 node = arg.transform(node)
             code = self.expr(node, target)
             args.append(f"{arg.keyword}={code}" if arg.keyword else code)
-        return _CallCode(f"dist.{rule.ctor}", tuple(args))
+        return CallCode(f"dist.{rule.ctor}", tuple(args))
 
     # -- statements --------------------------------------------------------------------------
     def plates(self, dims: tuple[str, ...]) -> str:
@@ -299,33 +158,32 @@ class NumPyroGenerator(Generator):
             parts.append(f'numpyro.plate("{d}", N_{d}{where})')
         return f"with {', '.join(parts)}:"
 
-    def statement_lines(self, stmt, indent: int) -> list[str]:
-        if isinstance(stmt, ParamDecl):
-            call = _CallCode("numpyro.sample", (f'"{stmt.name}"', self.dist_call(stmt.dist,
-                                                                                  stmt.dims)))
-            return call.lines(indent, prefix=f"{stmt.name} = ")
-        if isinstance(stmt, DerivedDecl):
-            value = self.expr(stmt.expr, stmt.dims)
-            if stmt.expr.dims != stmt.dims:
-                # The expression varies along fewer dims than declared: give it the full shape.
-                self.uses.add("jnp")
-                shape = ", ".join(f"N_{d}" for d in stmt.dims)
-                value = f"jnp.broadcast_to({value}, ({shape}{',' if len(stmt.dims) == 1 else ''}))"
-            call = _CallCode("numpyro.deterministic", (f'"{stmt.name}"', value))
-            return call.lines(indent, prefix=f"{stmt.name} = ")
-        if isinstance(stmt, ObservedDecl):
-            call = _CallCode(
-                "numpyro.sample",
-                (f'"{stmt.name}"', self.dist_call(stmt.dist, stmt.dims), f"obs={stmt.name}"),
-            )
-            return call.lines(indent)
-        if isinstance(stmt, GeneratedDecl):
-            call = _CallCode("numpyro.sample", (f'"{stmt.name}"', self.dist_call(stmt.dist,
-                                                                                  stmt.dims)))
-            # named only when a later generated quantity uses it
-            used = stmt.name in self.model.used_names()
-            return call.lines(indent, prefix=f"{stmt.name} = " if used else "")
-        raise NotYetTranslated(self.backend, f"the statement {type(stmt).__name__}")
+    def stmt_ParamDecl(self, stmt: ParamDecl, indent: int) -> list[str]:
+        call = CallCode("numpyro.sample", (py_string(stmt.name),
+                                           self.dist_call(stmt.dist, stmt.dims)))
+        return call.lines(indent, prefix=f"{stmt.name} = ")
+
+    def stmt_DerivedDecl(self, stmt: DerivedDecl, indent: int) -> list[str]:
+        value = self.expr(stmt.expr, stmt.dims)
+        if stmt.expr.dims != stmt.dims:
+            # The expression varies along fewer dims than declared: give it the full shape.
+            self.uses.add("jnp")
+            shape = ", ".join(f"N_{d}" for d in stmt.dims)
+            value = f"jnp.broadcast_to({value}, ({shape}{',' if len(stmt.dims) == 1 else ''}))"
+        call = CallCode("numpyro.deterministic", (py_string(stmt.name), value))
+        return call.lines(indent, prefix=f"{stmt.name} = ")
+
+    def stmt_ObservedDecl(self, stmt: ObservedDecl, indent: int) -> list[str]:
+        call = CallCode("numpyro.sample", (py_string(stmt.name),
+                                           self.dist_call(stmt.dist, stmt.dims),
+                                           f"obs={stmt.name}"))
+        return call.lines(indent)
+
+    def stmt_GeneratedDecl(self, stmt: GeneratedDecl, indent: int) -> list[str]:
+        call = CallCode("numpyro.sample", (py_string(stmt.name),
+                                           self.dist_call(stmt.dist, stmt.dims)))
+        # named only when a later generated quantity uses it
+        return call.lines(indent, prefix=f"{stmt.name} = " if self.used_later(stmt.name) else "")
 
     def signature(self) -> str:
         """``N_<dim>, ..., data, ..., observed=None`` (and ``generated_quantities=False`` for
@@ -360,7 +218,7 @@ class NumPyroGenerator(Generator):
             if dims:
                 lines.append(f"{' ' * indent}{self.plates(dims)}")
             for stmt in group:
-                lines.extend(self.statement_lines(stmt, indent + 4 if dims else indent))
+                lines.extend(self.statement(stmt, indent + 4 if dims else indent))
             i += len(group)
         return lines
 
@@ -378,7 +236,7 @@ class NumPyroGenerator(Generator):
             ]
         return lines
 
-    def header(self) -> str:
+    def module_doc(self) -> str:
         m = self.model
         title = f"{m.name}: {m.description}" if m.description else m.name
         parts = [title.rstrip(".") + "."]
@@ -389,7 +247,7 @@ class NumPyroGenerator(Generator):
             "Run it to fit the model: python <this file> [SPEC] [--chains N] [--warmup N] "
             "[--draws N] [--seed N]"
         )
-        return '"""' + _literal_for_docstring("\n\n".join(parts)) + '\n"""'
+        return "\n\n".join(parts)
 
     def main_generated(self) -> list[str]:
         """The lines of ``main`` that draw the generated quantities and summarize them."""
@@ -405,85 +263,51 @@ class NumPyroGenerator(Generator):
             "    numpyro.diagnostics.print_summary(generated)",
         ]
 
-    def module(self) -> str:
-        """The whole module's source."""
+    def model_function(self) -> list[str]:
         body = self.body()
-        body_text = "\n".join(body)
-        if "jnp." in body_text:
+        if "jnp." in "\n".join(body):
             self.uses.add("jnp")
-        imports = ["import argparse", "import sys", ""]
-        if "jax.scipy" in self.uses:
-            imports.append("import jax.scipy.special")
-        else:
-            imports.append("import jax")
+        return [f"def model({self.signature()}):", *body]
+
+    def imports(self) -> list[str]:
+        lines = ["import argparse", "import sys", ""]
+        lines.append("import jax.scipy.special" if "jax.scipy" in self.uses else "import jax")
         if "jnp" in self.uses:
-            imports.append("import jax.numpy as jnp")
-        generated = [g.name for g in self.model.generated]
-        infer = "MCMC, NUTS, Predictive, init_to_uniform" if generated else (
-            "MCMC, NUTS, init_to_uniform")
-        imports += [
-            "import numpyro",
-            "import numpyro.distributions as dist",
-            f"from numpyro.infer import {infer}",
-        ]
-        spec = spec_reference(self.model)
+            lines.append("import jax.numpy as jnp")
+        infer = ("MCMC, NUTS, Predictive, init_to_uniform" if self.model.generated
+                 else "MCMC, NUTS, init_to_uniform")
+        return [*lines, "import numpyro", "import numpyro.distributions as dist",
+                f"from numpyro.infer import {infer}"]
+
+    def main_function(self) -> list[str]:
         defaults = FitConfig()
-        constants = [f"SPEC = {_py_string(spec)}"]
-        if generated:
-            names = ", ".join(f'"{n}"' for n in generated)
-            one = f"GENERATED = [{names}]"
-            constants += [
-                "# The spec's generated quantities: drawn given each posterior draw.",
-                one if len(one) <= LINE_LENGTH
-                else "\n".join(["GENERATED = [", *(f'    "{n}",' for n in generated), "]"]),
-            ]
-        return "\n".join(
-            [
-                self.header(),
-                "",
-                *imports,
-                "",
-                *constants,
-                "",
-                "",
-                f"def model({self.signature()}):",
-                *body,
-                "",
-                "",
-                "def main(argv=None):",
-                '    """Fit the model to its spec\'s data with NUTS and print a summary."""',
-                "    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])",
-                '    parser.add_argument("spec", nargs="?", default=SPEC,',
-                '                        help="bundled model name or path to its TOML spec")',
-                f'    parser.add_argument("--chains", type=int, default={defaults.chains})',
-                f'    parser.add_argument("--warmup", type=int, default={defaults.warmup})',
-                f'    parser.add_argument("--draws", type=int, default={defaults.draws})',
-                f'    parser.add_argument("--seed", type=int, default={defaults.seed})',
-                "    args = parser.parse_args(argv)",
-                "    if args.spec is None:",
-                '        parser.error("give the spec: a bundled model name or a TOML file")',
-                "    # Before JAX starts: a CPU device per chain, and double precision as crossppl",
-                "    # runs it (Stan and PyMC compute in float64 too).",
-                "    numpyro.set_host_device_count(args.chains)",
-                "    numpyro.enable_x64()",
-                "",
-                "    from crossppl.backends.base import model_data",
-                "    from crossppl.models import load_spec",
-                "",
-                "    data = model_data(load_spec(args.spec))",
-                "    kernel = NUTS(model, init_strategy=init_to_uniform(radius=2))",
-                "    mcmc = MCMC(kernel, num_warmup=args.warmup, num_samples=args.draws,",
-                '                num_chains=args.chains, chain_method="parallel",',
-                "                progress_bar=sys.stderr.isatty())",
-                "    mcmc.run(jax.random.PRNGKey(args.seed), **data)",
-                "    mcmc.print_summary()",
-                *(self.main_generated() if generated else []),
-                "",
-                "",
-                'if __name__ == "__main__":',
-                "    main()",
-                "",
-            ]
-        )
-
-
+        return [
+            "def main(argv=None):",
+            '    """Fit the model to its spec\'s data with NUTS and print a summary."""',
+            "    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])",
+            '    parser.add_argument("spec", nargs="?", default=SPEC,',
+            '                        help="bundled model name or path to its TOML spec")',
+            f'    parser.add_argument("--chains", type=int, default={defaults.chains})',
+            f'    parser.add_argument("--warmup", type=int, default={defaults.warmup})',
+            f'    parser.add_argument("--draws", type=int, default={defaults.draws})',
+            f'    parser.add_argument("--seed", type=int, default={defaults.seed})',
+            "    args = parser.parse_args(argv)",
+            "    if args.spec is None:",
+            '        parser.error("give the spec: a bundled model name or a TOML file")',
+            "    # Before JAX starts: a CPU device per chain, and double precision as crossppl",
+            "    # runs it (Stan and PyMC compute in float64 too).",
+            "    numpyro.set_host_device_count(args.chains)",
+            "    numpyro.enable_x64()",
+            "",
+            "    from crossppl.backends.base import model_data",
+            "    from crossppl.models import load_spec",
+            "",
+            "    data = model_data(load_spec(args.spec))",
+            "    kernel = NUTS(model, init_strategy=init_to_uniform(radius=2))",
+            "    mcmc = MCMC(kernel, num_warmup=args.warmup, num_samples=args.draws,",
+            '                num_chains=args.chains, chain_method="parallel",',
+            "                progress_bar=sys.stderr.isatty())",
+            "    mcmc.run(jax.random.PRNGKey(args.seed), **data)",
+            "    mcmc.print_summary()",
+            *(self.main_generated() if self.model.generated else []),
+        ]

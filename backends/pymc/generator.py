@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import textwrap
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
 from crossppl.models.ir import (
@@ -17,21 +16,14 @@ from crossppl.models.ir import (
     Dist,
     Expr,
     GeneratedDecl,
-    Index,
-    Model,
     ObservedDecl,
     ParamDecl,
     Role,
-    Unary,
     Var,
     walk,
 )
-from crossppl.models.spec import bundled_specs
 
-from crossppl.errors import NotYetTranslated
-
-from ..base import Generator
-from ..layout import align
+from ..python_generator import LINE_LENGTH, CallCode, PythonGenerator, py_string, spec_reference
 
 __all__ = ["DIST_RULES", "FUNCTIONS", "PyMCDist", "PyMCGenerator"]
 
@@ -95,52 +87,18 @@ FUNCTIONS: dict[str, str] = {
     "abs": "pm.math.abs",
 }
 
-# Python operator precedence of what the expression methods write (higher binds tighter).
-_ADD, _MUL, _NEG, _POW, _ATOM = 1, 2, 3, 4, 5
-_BINARY = {"add": ("+", _ADD), "sub": ("-", _ADD), "mul": ("*", _MUL), "div": ("/", _MUL),
-           "pow": ("**", _POW)}
-_INDENT = " " * 8
-_LINE = 99
-
-
-def _precedence(node: Expr) -> int:
-    if isinstance(node, Const):
-        return _NEG if node.value < 0 else _ATOM
-    if isinstance(node, Unary):
-        return _NEG
-    if isinstance(node, Binary):
-        return _BINARY[node.op][1] if node.op in _BINARY else _ATOM
-    return _ATOM
-
-
-def _str(text: str) -> str:
-    """A Python string literal, double-quoted where possible (as ruff and black write it)."""
-    if '"' in text or "\\" in text or not text.isprintable():
-        return repr(text)
-    return f'"{text}"'
-
-
 def _dims_kwarg(dims: tuple[str, ...]) -> str:
     if len(dims) == 1:
-        return f"dims={_str(dims[0])}"
-    return f"dims=({', '.join(map(_str, dims))})"
+        return f"dims={py_string(dims[0])}"
+    return f"dims=({', '.join(map(py_string, dims))})"
 
 
-def _call(lhs: str | None, func: str, args: list[str], indent: str = _INDENT) -> list[str]:
+def _call(lhs: str | None, func: str, args: list[str], indent: int) -> list[str]:
     """``lhs = func(args)`` on one line if it fits, else one argument per line."""
-    prefix = f"{indent}{lhs} = " if lhs else indent
-    one = f"{prefix}{func}({', '.join(args)})"
-    if len(one) <= _LINE:
-        return [one]
-    return [f"{prefix}{func}(", *(f"{indent}    {a}," for a in args), f"{indent})"]
+    return CallCode(func, tuple(args)).lines(indent, prefix=f"{lhs} = " if lhs else "")
 
 
-def _docstring(text: str) -> str:
-    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
-    return f'"""{text}\n"""'
-
-
-class PyMCGenerator(Generator):
+class PyMCGenerator(PythonGenerator):
     """Writes a model as a PyMC module: ``build_model(data, coords)`` plus a script entry point.
 
     Every leaf of an expression is laid out (:func:`~.layout.align`) against the dims of the
@@ -150,50 +108,7 @@ class PyMCGenerator(Generator):
     backend: ClassVar[str] = "pymc"
     DIST_RULES: ClassVar[Mapping[tuple[str, str], PyMCDist]] = DIST_RULES
 
-    def __init__(self, model: Model) -> None:
-        super().__init__(model)
-        self.uses_pt = False
-        self._used = model.used_names()
-
-    # -- expressions ------------------------------------------------------------------------------
-    def expr_Const(self, node: Const, target: tuple[str, ...]) -> str:
-        return repr(node.value)
-
-    def expr_Var(self, node: Var, target: tuple[str, ...]) -> str:
-        return align(node.name, node.dims, target)
-
-    def expr_Index(self, node: Index, target: tuple[str, ...]) -> str:
-        return align(f"{node.base.name}[{node.index.name}]", node.dims, target)
-
-    def expr_Unary(self, node: Unary, target: tuple[str, ...]) -> str:
-        if node.op != "neg":
-            raise NotYetTranslated(self.backend, f"the unary operator {node.op!r}")
-        code = self.expr(node.operand, target)
-        if _precedence(node.operand) <= _NEG:
-            code = f"({code})"
-        return f"-{code}"
-
-    def expr_Binary(self, node: Binary, target: tuple[str, ...]) -> str:
-        if node.op not in _BINARY:
-            raise NotYetTranslated(self.backend, f"the binary operator {node.op!r}")
-        symbol, prec = _BINARY[node.op]
-        left, right = self.expr(node.left, target), self.expr(node.right, target)
-        lp, rp = _precedence(node.left), _precedence(node.right)
-        if lp < prec or (node.op == "pow" and lp <= prec):
-            left = f"({left})"
-        # a right operand of equal precedence keeps its parentheses (a - (b - c), a ** b ** c
-        # aside), so the program evaluates in exactly the IR's order
-        if rp < prec or (rp == prec and node.op != "pow"):
-            right = f"({right})"
-        return f"{left} {symbol} {right}"
-
-    def expr_Call(self, node: Call, target: tuple[str, ...]) -> str:
-        func = FUNCTIONS.get(node.func)
-        if func is None:
-            raise NotYetTranslated(self.backend, f"the function {node.func}()")
-        if func.startswith("pt."):
-            self.uses_pt = True
-        return f"{func}({', '.join(self.expr(a, target) for a in node.args)})"
+    FUNCTIONS: ClassVar[Mapping[str, str]] = FUNCTIONS
 
     # -- statements -------------------------------------------------------------------------------
     def dist_args(self, dist: Dist, target: tuple[str, ...]) -> tuple[str, list[str]]:
@@ -210,118 +125,96 @@ class PyMCGenerator(Generator):
 
     def lhs(self, name: str) -> str | None:
         """The Python name a statement binds: only names used later (no unused locals)."""
-        return name if name in self._used else None
+        return name if self.used_later(name) else None
 
-    def param(self, stmt: ParamDecl) -> list[str]:
+    def stmt_ParamDecl(self, stmt: ParamDecl, indent: int) -> list[str]:
         func, args = self.dist_args(stmt.dist, stmt.dims)
         if stmt.dims:
             args.append(_dims_kwarg(stmt.dims))
-        return _call(self.lhs(stmt.name), func, [_str(stmt.name), *args])
+        return _call(self.lhs(stmt.name), func, [py_string(stmt.name), *args], indent)
 
-    def derived(self, stmt: DerivedDecl) -> list[str]:
+    def stmt_DerivedDecl(self, stmt: DerivedDecl, indent: int) -> list[str]:
         expr = stmt.expr
         code = self.expr(expr, stmt.dims)
         if tuple(d for d in stmt.dims if d in expr.dims) != tuple(stmt.dims):
-            sizes = ", ".join(f"model.dim_lengths[{_str(d)}]" for d in stmt.dims)
+            sizes = ", ".join(f"model.dim_lengths[{py_string(d)}]" for d in stmt.dims)
             code = f"pt.broadcast_to({code}, ({sizes}{',' if len(stmt.dims) == 1 else ''}))"
-            self.uses_pt = True
+            self.uses.add("pt")
         elif not any(
             isinstance(n, Call) or (isinstance(n, Var) and n.role is not Role.DATA)
             for n in walk(expr)
         ):
             code = f"pt.as_tensor({code})"  # only data and numbers: make it a tensor
-            self.uses_pt = True
-        args = [_str(stmt.name), code]
+            self.uses.add("pt")
+        args = [py_string(stmt.name), code]
         if stmt.dims:
             args.append(_dims_kwarg(stmt.dims))
-        return _call(self.lhs(stmt.name), "pm.Deterministic", args)
+        return _call(self.lhs(stmt.name), "pm.Deterministic", args, indent)
 
-    def observed(self, obs: ObservedDecl) -> list[str]:
+    def stmt_ObservedDecl(self, obs: ObservedDecl, indent: int) -> list[str]:
         func, args = self.dist_args(obs.dist, obs.dims)
-        args.append(f"observed=data[{_str(obs.name)}]")
+        args.append(f"observed=data[{py_string(obs.name)}]")
         if obs.dims:
             args.append(_dims_kwarg(obs.dims))
-        return _call(None, func, [_str(obs.name), *args])
+        return _call(None, func, [py_string(obs.name), *args], indent)
 
-    def generated(self, gen: GeneratedDecl) -> list[str]:
-        """A posterior-predictive quantity: a random variable of the ``generated=True`` model,
-        one level deeper (inside ``if generated:``)."""
+    def stmt_GeneratedDecl(self, gen: GeneratedDecl, indent: int) -> list[str]:
+        """A posterior-predictive quantity: a random variable of the ``generated=True`` model
+        (written inside ``if generated:``)."""
         func, args = self.dist_args(gen.dist, gen.dims)
         if gen.dims:
             args.append(_dims_kwarg(gen.dims))
-        return _call(self.lhs(gen.name), func, [_str(gen.name), *args], _INDENT + "    ")
+        return _call(self.lhs(gen.name), func, [py_string(gen.name), *args], indent)
 
-    def spec_reference(self) -> str:
-        """What ``load_spec`` is given in the script: the bundled name, or the spec's path."""
+    # -- the module -------------------------------------------------------------------------------
+    def module_doc(self) -> str:
         model = self.model
-        bundled = bundled_specs().get(model.name)
-        if bundled is not None and model.path and Path(model.path).resolve() == bundled.resolve():
-            return model.name
-        return str(model.path or model.name)
-
-    def module(self) -> str:
-        """The whole module's source."""
-        model = self.model
-        self.uses_pt = False
-        body: list[str] = []
-        for stmt in model.statements:
-            body += self.param(stmt) if isinstance(stmt, ParamDecl) else self.derived(stmt)
-        for obs in model.observed:
-            body += self.observed(obs)
-        if model.generated:
-            body += [
-                f"{_INDENT}if generated:",
-                f"{_INDENT}    # drawn once per posterior draw by pm.sample_posterior_predictive, "
-                "never by NUTS",
-            ]
-            for gen in model.generated:
-                body += self.generated(gen)
-        # data referenced by expressions get a local name
-        data_lines = [
-            f"    {d.name} = data[{_str(d.name)}]" for d in model.data if d.name in self._used
-        ]
-
-        spec = self.spec_reference()
-        file = f"{model.name}_pymc.py"
         doc = [f"PyMC model {model.name!r}, generated by crossppl; do not edit.", ""]
         for label, text in (("", model.description), ("Source: ", model.source)):
             if text:
-                doc += textwrap.wrap(label + text, _LINE - 4)
+                doc += textwrap.wrap(label + text, LINE_LENGTH - 4)
         if doc[-1]:
             doc.append("")
         after = "; posterior-predictive quantities drawn after NUTS" if model.generated else ""
         run = ("Run as a script to fit it to its spec's data exactly as `crossppl fit SPEC "
                f"--backend pymc` does (nutpie's NUTS, the same settings and initial points{after})"
                " and print a summary")
+        spec = spec_reference(model)
+        default = f" (default {spec!r})" if spec is not None else ""
         doc += [
-            *textwrap.wrap(f"{run}:", _LINE - 4),
+            *textwrap.wrap(f"{run}:", LINE_LENGTH - 4),
             "",
-            f"    python {file} [SPEC] [--chains N] [--warmup N] [--draws N] [--seed N]",
+            f"    python {model.name}_pymc.py [SPEC] [--chains N] [--warmup N] [--draws N] "
+            "[--seed N]",
             "",
-            f"SPEC: a bundled model's name or the path to a .toml spec (default {spec!r}).",
+            f"SPEC: a bundled model's name or the path to a .toml spec{default}.",
         ]
-        imports = ["import pymc as pm"]
-        if self.uses_pt:
-            imports.append("import pytensor.tensor as pt")
-        constants = [f"SPEC = {_str(spec)}"]
-        signature = "def build_model(data, coords):"
-        build_doc = [
-            '    """Return the PyMC model for ``data`` (name -> array) and ``coords`` '
-            '(dim -> labels)."""'
-        ]
-        main_doc = (
-            '    """Fit this module\'s model to a spec\'s data as ``crossppl fit`` does and '
-            'print a summary."""'
-        )
+        return "\n".join(doc)
+
+    def imports(self) -> list[str]:
+        return ["import pymc as pm", *(["import pytensor.tensor as pt"] if "pt" in self.uses
+                                       else [])]
+
+    def model_function(self) -> list[str]:
+        model = self.model
+        body: list[str] = []
+        for stmt in [*model.statements, *model.observed]:
+            body += self.statement(stmt, 8)
         if model.generated:
-            names = ", ".join(_str(g.name) for g in model.generated)
-            if len(f"GENERATED = [{names}]") <= _LINE:
-                constants.append(f"GENERATED = [{names}]")
-            else:
-                constants += ["GENERATED = [", *(f"    {_str(g.name)}," for g in model.generated),
-                              "]"]
+            body += ["        if generated:",
+                     "            # drawn once per posterior draw by "
+                     "pm.sample_posterior_predictive, never by NUTS"]
+            for gen in model.generated:
+                body += self.statement(gen, 12)
+        # data referenced by expressions get a local name
+        data_lines = [f"    {d.name} = data[{py_string(d.name)}]" for d in model.data
+                      if self.used_later(d.name)]
+        doc = ['    """Return the PyMC model for ``data`` (name -> array) and ``coords`` '
+               '(dim -> labels)."""']
+        signature = "def build_model(data, coords):"
+        if model.generated:
             signature = "def build_model(data, coords, generated=False):"
-            build_doc = [
+            doc = [
                 '    """Return the PyMC model for ``data`` (name -> array) and ``coords`` '
                 "(dim -> labels).",
                 "",
@@ -332,38 +225,14 @@ class PyMCGenerator(Generator):
                 "    ``pm.sample_posterior_predictive(idata, var_names=GENERATED)``.",
                 '    """',
             ]
-        fit = [
-            "    spec = load_spec(args.spec)",
-            "    config = FitConfig.resolve(spec.fit, chains=args.chains, warmup=args.warmup,",
-            "                               draws=args.draws, seed=args.seed)",
-            "    backend = get_backend(\"pymc\")",
-            "    program = Path(__file__).read_text(encoding=\"utf-8\")",
-            "    draws = backend.sample(spec, program, config, backend.default_engine())",
-            "    idata = to_inference_data(spec, draws, backend=backend, program=program, "
-            "config=config)",
-            "    table = summarize(idata[\"posterior\"].to_dataset())",
-            "    columns = [\"mean\", \"sd\", \"q05\", \"q50\", \"q95\", \"ess_bulk\", "
-            "\"r_hat\"]",
-            "    print(table[columns].round(4).to_string())",
-        ]
-        lines = [
-            _docstring("\n".join(doc)),
-            "",
-            *imports,
-            "",
-            *constants,
-            "",
-            "",
-            signature,
-            *build_doc,
-            *data_lines,
-            "    with pm.Model(coords=coords) as model:",
-            *body,
-            "    return model",
-            "",
-            "",
+        return [signature, *doc, *data_lines, "    with pm.Model(coords=coords) as model:",
+                *body, "    return model"]
+
+    def main_function(self) -> list[str]:
+        return [
             "def main(argv=None):",
-            main_doc,
+            '    """Fit this module\'s model to a spec\'s data as ``crossppl fit`` does and '
+            'print a summary."""',
             "    import argparse",
             "    from pathlib import Path",
             "",
@@ -379,13 +248,18 @@ class PyMCGenerator(Generator):
             "        parser.add_argument(name, type=int, help=\"default: the spec's [fit], "
             "else crossppl's\")",
             "    args = parser.parse_args(argv)",
-            *fit,
-            "",
-            "",
-            'if __name__ == "__main__":',
-            "    main()",
-            "",
+            "    if args.spec is None:",
+            '        parser.error("give the spec: a bundled model name or a TOML file")',
+            "    spec = load_spec(args.spec)",
+            "    config = FitConfig.resolve(spec.fit, chains=args.chains, warmup=args.warmup,",
+            "                               draws=args.draws, seed=args.seed)",
+            f"    backend = get_backend({py_string(self.backend)})",
+            "    program = Path(__file__).read_text(encoding=\"utf-8\")",
+            "    draws = backend.sample(spec, program, config, backend.default_engine())",
+            "    idata = to_inference_data(spec, draws, backend=backend, program=program, "
+            "config=config)",
+            "    table = summarize(idata[\"posterior\"].to_dataset())",
+            "    columns = [\"mean\", \"sd\", \"q05\", \"q50\", \"q95\", \"ess_bulk\", "
+            "\"r_hat\"]",
+            "    print(table[columns].round(4).to_string())",
         ]
-        return "\n".join(lines)
-
-

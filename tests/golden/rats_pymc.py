@@ -54,6 +54,8 @@ def main(argv=None):
     for name in ("--chains", "--warmup", "--draws", "--seed"):
         parser.add_argument(name, type=int, help="default: the spec's [fit], else crossppl's")
     args = parser.parse_args(argv)
+    if args.spec is None:
+        parser.error("give the spec: a bundled model name or a TOML file")
     spec = load_spec(args.spec)
     config = FitConfig.resolve(spec.fit, chains=args.chains, warmup=args.warmup,
                                draws=args.draws, seed=args.seed)
