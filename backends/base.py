@@ -32,8 +32,11 @@ __all__ = [
     "versions",
 ]
 
-#: Names of sample_stats every engine must provide, in ArviZ's conventions.
+#: Names of sample_stats every NUTS engine must provide, in ArviZ's conventions (a backend's
+#: :attr:`Backend.required_stats`).
 REQUIRED_STATS = ("diverging", "lp", "step_size")
+#: FitConfig settings that only NUTS reads (recorded as not applied for other algorithms).
+NUTS_SETTINGS = ("target_accept", "max_treedepth")
 
 
 class Generator:
@@ -147,6 +150,13 @@ class Backend(ABC):
     #: Whether :meth:`log_density_terms` costs much more than :meth:`log_density` (Stan builds
     #: a second program); ``compare`` then asks a generated program's terms only when needed.
     costly_terms: ClassVar[bool] = False
+    #: The sampling algorithm, as reports name it (``"NUTS"``, ``"Gibbs (JAGS)"``).
+    algorithm: ClassVar[str] = "NUTS"
+    #: Whether the NUTS-only settings (:data:`NUTS_SETTINGS`) apply to this backend's fits.
+    nuts_settings: ClassVar[bool] = True
+    #: sample_stats every fit of this backend provides (a Gibbs sampler has no divergences,
+    #: step size or energy; the diagnostics gate checks what a fit has).
+    required_stats: ClassVar[tuple[str, ...]] = REQUIRED_STATS
 
     @abstractmethod
     def emit(self, model: Model) -> str:
@@ -332,11 +342,12 @@ def to_inference_data(
             )
         posterior[stmt.name] = arr
         dims[stmt.name] = list(stmt.dims)
-    missing = [s for s in REQUIRED_STATS if s not in draws.sample_stats]
+    missing = [s for s in backend.required_stats if s not in draws.sample_stats]
     if missing:
         raise EngineError(backend.name, draws.engine, f"sample stats missing: {missing}")
     stats = {k: np.asarray(v) for k, v in draws.sample_stats.items()}
-    stats["diverging"] = stats["diverging"].astype(bool)
+    if "diverging" in stats:
+        stats["diverging"] = stats["diverging"].astype(bool)
     observed = {}
     for obs in model.observed:
         observed[obs.name] = model.datum(obs.name).value
@@ -349,6 +360,8 @@ def to_inference_data(
         "program_sha256": program_hash(program),
         "build_seconds": round(draws.build_seconds, 3),
         "sampling_seconds": round(draws.sampling_seconds, 3),
+        "algorithm": backend.algorithm,
+        **({} if backend.nuts_settings else {"settings_not_applied": " ".join(NUTS_SETTINGS)}),
         **{f"config_{k}": v for k, v in config.as_attrs().items()},
         **{f"version_{k}": v for k, v in versions(backend.packages).items()},
         **draws.extra_attrs,

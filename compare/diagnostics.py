@@ -42,7 +42,7 @@ class Diagnostics:
     r_hat_max: float
     ess_bulk_min: float
     ess_tail_min: float
-    divergences: int
+    divergences: int | None
     ebfmi_min: float
     reasons: tuple[str, ...] = field(default=())
 
@@ -72,6 +72,9 @@ def diagnose(
     """Check one fit: R-hat, bulk and tail ESS, divergences and E-BFMI.
 
     ``summary`` is :func:`crossppl.compare.summary.summarize` of the fit's posterior.
+    Divergences and E-BFMI are checked where the fit's ``sample_stats`` have them (NUTS's
+    ``diverging`` and ``energy``); a fit without (a Gibbs sampler's) has ``divergences`` None and
+    ``ebfmi_min`` NaN, and is gated on R-hat and ESS alone.
     """
     chains = idata.posterior.sizes["chain"]
     ess_min = thresholds.ess_per_chain * chains
@@ -80,7 +83,8 @@ def diagnose(
     tail = summary["ess_tail"].astype(float)
     stats = getattr(idata, "sample_stats", None)
     stats = {} if stats is None else stats  # draws without sampler statistics: nothing to check
-    divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    # a sampler without divergences to report (Gibbs) has None: nothing checked, nothing faked
+    divergences = int(stats["diverging"].sum()) if "diverging" in stats else None
     ebfmi_min = _ebfmi_min(stats["energy"]) if "energy" in stats else float("nan")
     reasons = []
     if not r_hat_max <= thresholds.r_hat:
@@ -90,7 +94,7 @@ def diagnose(
         reasons.append(f"bulk ESS {bulk.min():.0f} < {ess_min:.0f} ({bulk.idxmin()})")
     if not tail.min() >= ess_min:
         reasons.append(f"tail ESS {tail.min():.0f} < {ess_min:.0f} ({tail.idxmin()})")
-    if divergences > thresholds.divergences:
+    if divergences is not None and divergences > thresholds.divergences:
         reasons.append(f"{divergences} divergent transitions (allowed {thresholds.divergences})")
     if ebfmi_min < thresholds.ebfmi:
         reasons.append(f"E-BFMI {_fmt_ebfmi(ebfmi_min)} < {thresholds.ebfmi} in a chain")

@@ -193,18 +193,24 @@ def render_html(comparison) -> str:
         f"<div class='verdict {esc(v.kind)}' id='verdict'>{esc(v.kind.upper())}</div>",
         "<ul>" + "".join(f"<li>{esc(r)}</li>" for r in v.reasons) + "</ul>",
         "<h2>Sources</h2><table><tr><th class='l'>source</th><th class='l'>engine</th>"
-        "<th>seconds</th><th>R-hat max</th><th>ESS min</th><th>divergences</th>"
-        "<th class='l'>status</th></tr>",
+        "<th class='l'>algorithm</th><th>seconds</th><th>R-hat max</th><th>ESS min</th>"
+        "<th>divergences</th><th class='l'>status</th></tr>",
     ]
     for s in comparison.sources.values():
         d = s.diagnostics
+        algorithm = s.attrs.get("algorithm", "–" if s.kind == "reference" or not s.ran else "")
+        ignored = str(s.attrs.get("settings_not_applied", "")).split()
+        if ignored:
+            algorithm += f": {', '.join(ignored)} do not apply"
         status = ("<span class='ok'>ok</span>" if s.ok else
                   f"<span class='bad'>{esc(s.problem)}</span>")
         parts.append(
             f"<tr><td class='l'>{esc(s.name)}</td><td class='l'>{esc(s.engine or s.kind)}</td>"
-            f"<td>{s.seconds:.1f}</td><td>{_fmt(d.r_hat_max) if d else '–'}</td>"
+            f"<td class='l'>{esc(algorithm)}</td><td>{s.seconds:.1f}</td>"
+            f"<td>{_fmt(d.r_hat_max) if d else '–'}</td>"
             f"<td>{_fmt(d.ess_bulk_min) if d else '–'}</td>"
-            f"<td>{d.divergences if d else '–'}</td><td class='l'>{status}</td></tr>"
+            f"<td>{d.divergences if d and d.divergences is not None else '–'}</td>"
+            f"<td class='l'>{status}</td></tr>"
         )
     parts.append("</table>")
     if comparison.density is not None:

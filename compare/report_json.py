@@ -3,8 +3,12 @@
     verdict            "match" | "mismatch" | "inconclusive"
     reasons            [str]
     model, alpha, settings
-    backends.<name>    {kind, engine, ok, ran, seconds, error, diagnostics: {ok, r_hat_max,
-                        ess_bulk_min, ess_tail_min, divergences, ebfmi_min, reasons}}
+    backends.<name>    {kind, engine, algorithm, settings_not_applied, ok, ran, seconds, error,
+                        diagnostics: {ok, r_hat_max, ess_bulk_min, ess_tail_min, divergences,
+                        ebfmi_min, reasons}}  (algorithm: "NUTS", "Gibbs (JAGS)", null where
+                        unknown; settings_not_applied: the settings this algorithm ignores,
+                        e.g. ["target_accept", "max_treedepth"]; divergences: null where the
+                        algorithm has none)
     parameters.<name>.<source>   {mean, sd, mcse_mean, mcse_sd, q05, q50, q95, ess_bulk,
                                   ess_tail, r_hat, khat}
     tests              [{parameter, statistic, pair, z, p, z_crit, reject, note}]  (z_crit: the
@@ -41,7 +45,9 @@ def to_json_dict(comparison) -> dict:
     backends = {}
     for name, s in comparison.sources.items():
         backends[name] = {
-            "kind": s.kind, "engine": s.engine, "ok": s.ok, "ran": s.ran,
+            "kind": s.kind, "engine": s.engine, "algorithm": s.attrs.get("algorithm"),
+            "settings_not_applied": str(s.attrs.get("settings_not_applied", "")).split(),
+            "ok": s.ok, "ran": s.ran,
             "seconds": round(s.seconds, 3), "error": s.error or None,
             "diagnostics": s.diagnostics.as_dict() if s.diagnostics is not None else None,
         }

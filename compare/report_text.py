@@ -66,8 +66,14 @@ def render_text(comparison, *, max_rows: int = 40) -> str:
             state = f"diagnostics FAILED: {'; '.join(s.diagnostics.reasons)}"
         else:
             d = s.diagnostics
-            state = (f"ok, {s.seconds:.1f} s, R-hat max {d.r_hat_max:.3f}, "
-                     f"ESS min {d.ess_bulk_min:.0f}, {d.divergences} divergences")
+            state = f"ok, {s.seconds:.1f} s, R-hat max {d.r_hat_max:.3f}, ESS min " \
+                    f"{d.ess_bulk_min:.0f}"
+            if d.divergences is not None:
+                state += f", {d.divergences} divergences"
+        if s.kind != "reference" and s.attrs.get("algorithm", "NUTS") != "NUTS":
+            ignored = str(s.attrs.get("settings_not_applied", "")).split()
+            state += f"; {s.attrs['algorithm']}" + (
+                f": {', '.join(ignored)} do not apply" if ignored else "")
         engine = f" ({s.engine})" if s.engine else ""
         lines.append(f"  {s.name}{engine}: {state}")
     lines.append("")
