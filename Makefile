@@ -14,9 +14,9 @@ PYTHON ?= $(shell $(FIND_PYTHON))
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.crossppl-installed
-BACKENDS ?= numpyro pymc stan
+BACKENDS ?= numpyro pymc stan jags
 
-.PHONY: setup test rats zoo fits lint browser clean
+.PHONY: setup test rats zoo fits lint browser jags clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "crossppl needs Python 3.12 or newer and found none" \
@@ -60,6 +60,14 @@ fits: setup
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Debian's JAGS (library and headers). Not a step of `setup`: PyJAGS's wheels (CPython 3.12 and
+# 3.13, Linux and macOS) bundle JAGS 4.3, so `pip install crossppl[jags]` needs no system JAGS.
+# Only where pip must build PyJAGS from source (no wheel for the platform): `make jags setup`
+# (needs root, as on CI).
+jags:
+	@command -v jags >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jags >/dev/null; }
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -70,12 +70,12 @@ def render_text(comparison, *, max_rows: int = 40) -> str:
                     f"{d.ess_bulk_min:.0f}"
             if d.divergences is not None:
                 state += f", {d.divergences} divergences"
-        if s.kind != "reference" and s.attrs.get("algorithm", "NUTS") != "NUTS":
-            ignored = str(s.attrs.get("settings_not_applied", "")).split()
-            state += f"; {s.attrs['algorithm']}" + (
-                f": {', '.join(ignored)} do not apply" if ignored else "")
         engine = f" ({s.engine})" if s.engine else ""
         lines.append(f"  {s.name}{engine}: {state}")
+        if s.kind != "reference" and s.attrs.get("algorithm", "NUTS") != "NUTS":
+            ignored = str(s.attrs.get("settings_not_applied", "")).split()
+            lines.append(f"    {s.attrs['algorithm']}, not NUTS" + (
+                f": {', '.join(ignored)} do not apply" if ignored else ""))
     lines.append("")
     density = comparison.density
     if density is not None:

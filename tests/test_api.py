@@ -40,7 +40,7 @@ def test_config_errors_name_the_argument_the_value_and_the_fix(field, value, tex
 
 def test_unknown_backend_lists_the_known_ones():
     with pytest.raises(ConfigError,
-                       match="unknown backend 'nope'; choose one of stan, pymc, numpyro"):
+                       match="unknown backend 'nope'; choose one of stan, pymc, numpyro, jags"):
         get_backend("nope")
 
 

@@ -167,13 +167,13 @@ def test_a_netcdf_output_in_a_folder_that_is_not_utf8_is_refused_before_any_work
 
 #: Imported by a fit or the statistics (seconds of imports), never by a refused option value.
 HEAVY = ("scipy", "pandas", "xarray", "arviz_base", "arviz_stats", "pymc", "pytensor", "jax",
-         "numpyro", "nutpie", "httpstan", "stan", "cmdstanpy")
+         "numpyro", "nutpie", "httpstan", "stan", "cmdstanpy", "pyjags")
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
     (["compare", "rats", "--backends", "nope"],
      "--backends: unknown backend 'nope' in 'nope'; give one or more of stan, pymc, numpyro, "
-     "comma-separated (e.g. --backends stan,pymc), or 'none'"),
+     "jags, comma-separated (e.g. --backends stan,pymc), or 'none'"),
     (["compare", "rats", "--backends", "stan,numpy"], "unknown backend 'numpy' in 'stan,numpy'"),
     (["compare", "rats", "--backends", "stan,stan"],
      "--backends: 'stan' is named twice in 'stan,stan'; name each backend once"),

@@ -13,7 +13,7 @@ from crossppl.models import bundled_specs
 
 from crossppl.comparison import compare
 
-from .conftest import REPO
+from .conftest import BACKENDS, REPO
 
 pytestmark = pytest.mark.zoo
 
@@ -42,7 +42,8 @@ def test_every_bundled_model_has_an_expected_verdict():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_full_compare_gives_the_expected_verdict(name):
     ref = REFERENCES.get(name)
-    result = compare(name, reference=REPO / "data" / ref if ref else None, progress=False)
+    result = compare(name, backends=BACKENDS, reference=REPO / "data" / ref if ref else None,
+                     progress=False)
     expected = EXPECTED[name]
     allowed = (expected,) if isinstance(expected, str) else expected
     assert result.verdict.kind in allowed, result.to_text()

@@ -125,7 +125,8 @@ class JagsBackend(Backend):
         how = plan(config)
         monitors = [s.name for s in model.recorded]
         samples, build, sampling = run(program, jags_data(model, program), monitors, how,
-                                       initial_values(model, config), progress=False)
+                                       initial_values(model, config),
+                                       progress=config.show_progress)
         lead = (config.chains, config.draws)
         posterior = {s.name: _shaped(model, s, samples[s.name], lead) for s in model.recorded}
         attrs = {"jags_adapt": how.adapt, "jags_burn_in": how.burn_in, "jags_thin": how.thin}

@@ -374,7 +374,8 @@ def test_rats_reproduces_the_seed_page_table(backend, rats, rats_program):
         assert row["r_hat"] < 1.01 and row["ess_bulk"] > 400
 
 
-#: Verdict of `compare <model> --backends numpyro,jags` with the spec's settings and seed 1.
+#: Verdict of `compare <model> --backends numpyro,jags` with the spec's settings and seed 1
+#: (measured: every pair's log densities equal up to a constant, spread < 1e-12).
 ZOO = {
     "rats": "match",
     "pump": "match",
@@ -382,8 +383,16 @@ ZOO = {
     "surgical": "match",
     "blocker": "match",
     "eight_schools": "match",
+    # the centred funnel: NUTS diverges (149 divergences, R-hat 1.15), JAGS passes its gate
     "eight_schools_centered": ("inconclusive", "match"),
+    # tau_between near 0 (BUGS's own caveat): both samplers fail the gate on it
     "dyes": ("inconclusive", "match"),
+}
+#: Models on which JAGS cannot reach a match: the test must fail (strict) with its reason.
+JAGS_GAPS = {
+    "seeds": "JAGS's slice sampler of tau, which enters the non-centred likelihood only through "
+             "sigma * b_raw, mixes slowly: bulk ESS of sigma 151 and R-hat 1.02 over 4 x 2000 "
+             "draws thinned by 10, so the verdict is inconclusive (jags failed its diagnostics)",
 }
 
 
@@ -392,12 +401,40 @@ def test_every_bundled_model_has_a_jags_zoo_verdict():
 
 
 @pytest.mark.zoo
-@pytest.mark.parametrize("name", sorted(ZOO))
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(strict=True, raises=AssertionError,
+                                            reason=JAGS_GAPS[n])) if n in JAGS_GAPS else n
+    for n in sorted(ZOO)])
 def test_numpyro_and_jags_agree_on_the_zoo(name):
     from crossppl.comparison import compare
 
     result = compare(name, backends=["numpyro", "jags"], progress=False)
     expected = ZOO[name]
     allowed = (expected,) if isinstance(expected, str) else expected
-    assert result.verdict.kind in allowed, result.to_text()
     assert result.density is not None and result.density.ok, result.to_text()
+    assert result.verdict.kind in allowed, result.to_text()
+
+
+# -- the zoo's conformance checks, on JAGS -------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(bundled_specs()))
+def test_log_density_matches_the_zoo_s(name):
+    """Up to a constant, JAGS's log density at the zoo's points is the zoo's (scipy)."""
+    from ...test_zoo import RTOL, _differences, _log_density, _reference
+
+    np.testing.assert_allclose(_differences(_log_density(name, "jags")),
+                               _differences(_reference(name)), rtol=RTOL, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(bundled_specs()))
+def test_prior_predictive_matches_the_zoo_s(name):
+    """JAGS's forward simulation has the distribution of the zoo's numpy simulation: KS per
+    element and the share of usable draws (Fisher), Holm at 1%."""
+    from crossppl.compare.prior import prior_agreement
+
+    from ...test_zoo import PRIOR_ALPHA
+    from ...test_zoo_prior import _counts, _prior, _zoo_prior
+
+    got, want = _prior(name, "jags"), _zoo_prior(name)
+    assert sorted(got) == sorted(want)
+    result = prior_agreement({"zoo": want, "jags": got}, counts=_counts(name), alpha=PRIOR_ALPHA)
+    assert result.ok, "\n".join(result.problems[:10])
