@@ -22,6 +22,7 @@ from crossppl.errors import EngineError, NotYetTranslated
 
 __all__ = [
     "Backend",
+    "Declarations",
     "Draws",
     "Generator",
     "UserProgram",
@@ -131,6 +132,24 @@ class Draws:
     extra_attrs: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Declarations:
+    """What a program declares, read from the program by its own PPL (not from the spec).
+
+    ``parameters`` maps every sampled, unobserved variable to its shape, ``None`` for a size the
+    program leaves to its data (Stan declares ``vector[N]``); ``derived`` holds the variables it
+    computes from the parameters; ``generated`` those it draws or computes after the fit (Stan's
+    ``generated quantities``), or None where the program does not hold them apart from
+    ``derived`` (or draws them elsewhere); ``observed`` the variables it conditions on, or None
+    where the language does not tell observed data from other data (Stan, BUGS).
+    """
+
+    parameters: Mapping[str, tuple[int | None, ...]]
+    derived: frozenset[str]
+    generated: frozenset[str] | None
+    observed: frozenset[str] | None
+
+
 class Backend(ABC):
     """A PPL: writes a model as a program in its language and fits that program."""
 
@@ -177,6 +196,12 @@ class Backend(ABC):
         space, WITHOUT the Jacobian of any transform. Normalizing constants may be dropped (Stan's
         ``~`` drops them), so compare differences between points, not values.
         """
+
+    def declarations(self, model: Model, program: str) -> Declarations:
+        """What ``program`` (as :meth:`emit` wrote it for ``model``) declares, as its PPL
+        reads it (a compiler's report, a built model, a trace): for checks of the emitted
+        program's names and shapes against the spec's."""
+        raise NotYetTranslated(self.name, "reading a program's declarations")
 
     def sample_user(
         self, model: Model, program: UserProgram, config: FitConfig, engine: str

@@ -13,8 +13,17 @@ from crossppl.models.ir import Const, Model, ParamDecl
 from crossppl.config import FitConfig
 from crossppl.errors import EngineError
 
-from ..base import Backend, Draws
-from .engine import GIBBS_MULTIPLIER, MAX_ADAPT, JagsRun, chain_rngs, forward, log, run
+from ..base import Backend, Declarations, Draws
+from .engine import (
+    GIBBS_MULTIPLIER,
+    MAX_ADAPT,
+    JagsRun,
+    chain_rngs,
+    compiled,
+    forward,
+    log,
+    run,
+)
 from .generator import JagsGenerator, density_name, jags_data
 
 __all__ = ["JagsBackend", "initial_values", "plan"]
@@ -110,6 +119,25 @@ class JagsBackend(Backend):
 
     def emit(self, model: Model) -> str:
         return JagsGenerator(model).program()
+
+    def declarations(self, model: Model, program: str) -> Declarations:
+        """The compiled program's unobserved stochastic nodes (JAGS's parameters, with the
+        shapes of their initial values; JAGS holds a scalar as one value of dim 1, read as a
+        scalar) and its logical nodes (every other variable that is not data). BUGS does not
+        tell observed data from covariates: ``observed`` is None. A generated quantity is a
+        stochastic node without observed descendants, which JAGS cannot tell from a parameter:
+        those the spec names as generated are reported as ``generated``."""
+        model_ = compiled(program, jags_data(model, program), chain_rngs(0, 1),
+                          label="the program")
+        state = model_.parameters[0]
+        params = {k: (() if np.shape(v) == (1,) else tuple(np.shape(v)))
+                  for k, v in state.items() if not k.startswith(".")}
+        data = set(model_.data)
+        derived = frozenset(v for v in model_.variables if v not in params and v not in data)
+        names = {g.name for g in model.generated}
+        generated = frozenset(n for n in (*params, *derived) if n in names)
+        params = {k: v for k, v in params.items() if k not in generated}
+        return Declarations(params, derived - generated, generated, None)
 
     def sample(self, model: Model, program: str, config: FitConfig, engine: str) -> Draws:
         """Gibbs sampling of ``program`` by JAGS under ``config`` (mapped as :mod:`.engine`

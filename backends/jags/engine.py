@@ -61,7 +61,8 @@ import numpy as np
 from crossppl.errors import EngineError
 from crossppl.progress import report
 
-__all__ = ["GIBBS_MULTIPLIER", "MAX_ADAPT", "RNG_NAMES", "JagsRun", "chain_rngs", "forward",
+__all__ = ["GIBBS_MULTIPLIER", "MAX_ADAPT", "RNG_NAMES", "JagsRun", "chain_rngs", "compiled",
+           "forward",
            "run"]
 
 #: Burn-in and kept iterations per warmup and per draw (kept draws are thinned by it).
@@ -142,6 +143,13 @@ def _compile(program: str, data: Mapping[str, np.ndarray], inits: Sequence[Mappi
                                 chains=chains, adapt=0, progress_bar=False)
     except Exception as exc:  # pyjags raises JagsError, ValueError or RuntimeError
         raise _error("compiling", exc, label) from None
+
+
+def compiled(program: str, data: Mapping[str, np.ndarray], inits: Sequence[Mapping[str, Any]],
+             label: str):
+    """``program`` compiled by PyJAGS with one chain per entry of ``inits`` (a
+    ``pyjags.Model``, not adapted), for reading what it declares."""
+    return _compile(program, data, inits, len(inits), label)
 
 
 def _draws(samples: Mapping[str, np.ndarray], name: str) -> np.ndarray:

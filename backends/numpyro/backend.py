@@ -22,7 +22,7 @@ from crossppl.config import FitConfig, cache_dir
 from crossppl.errors import EngineError, NotYetTranslated
 from crossppl.progress import report
 
-from ..base import Backend, Draws, UserProgram, model_data
+from ..base import Backend, Declarations, Draws, UserProgram, model_data
 from ..pyexec import load_module
 from ..userprog import (
     call_entry,
@@ -173,6 +173,23 @@ class NumPyroBackend(Backend):
         if not callable(getattr(module, "model", None)):
             raise EngineError(self.name, "numpyro", "the program defines no model() function")
         return module.model
+
+    def declarations(self, model: Model, program: str) -> Declarations:
+        """The sites of one run of ``program``'s ``model`` on the spec's data (latent values
+        where NUTS starts: uniform on (-2, 2) unconstrained, seed 0)."""
+        from numpyro import handlers
+        from numpyro.infer import init_to_uniform
+
+        fn = self._load(model, program)
+        with _numpyro_env():
+            start = handlers.substitute(handlers.seed(fn, rng_seed=0),
+                                        substitute_fn=init_to_uniform(radius=2))
+            trace = handlers.trace(start).get_trace(**model_data(model))
+        sample = {k: s for k, s in trace.items() if s["type"] == "sample"}
+        return Declarations(
+            {k: tuple(np.shape(s["value"])) for k, s in sample.items() if not s["is_observed"]},
+            frozenset(k for k, s in trace.items() if s["type"] == "deterministic"), None,
+            frozenset(k for k, s in sample.items() if s["is_observed"]))
 
     def _load_user(self, model: Model, program: UserProgram):
         """A hand-written program's entry (default ``model``) and the arguments it gets."""

@@ -28,7 +28,7 @@ from crossppl.config import FitConfig, cache_dir
 from crossppl.errors import EngineError
 from crossppl.progress import report, reporting
 
-from ..base import Backend, Draws, UserProgram, model_data
+from ..base import Backend, Declarations, Draws, UserProgram, model_data
 from ..pyexec import load_module
 from ..userprog import (
     ProgramError,
@@ -242,6 +242,17 @@ class PyMCBackend(Backend):
             if generated:
                 return module.build_model(model_data(model), model.coords, generated=True)
             return module.build_model(model_data(model), model.coords)
+
+    def declarations(self, model: Model, program: str) -> Declarations:
+        """The built ``pm.Model``'s free random variables (shapes at its initial point),
+        deterministics and observed random variables (generated quantities are drawn by a
+        model of their own after the fit)."""
+        pm_model = self.build(model, program)
+        start = pm_model.initial_point()
+        params = {rv.name: tuple(start[pm_model.rvs_to_values[rv].name].shape)
+                  for rv in pm_model.free_RVs}
+        return Declarations(params, frozenset(d.name for d in pm_model.deterministics), None,
+                            frozenset(rv.name for rv in pm_model.observed_RVs))
 
     def build_user(self, model: Model, program: UserProgram) -> tuple[Any, list[str]]:
         """Import a hand-written program and call its entry (default ``build_model``) with the

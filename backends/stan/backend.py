@@ -18,7 +18,7 @@ from crossppl.models.ir import (
 from crossppl.config import FitConfig
 from crossppl.errors import EngineError, NotYetTranslated
 
-from ..base import Backend, Draws, UserProgram, model_data
+from ..base import Backend, Declarations, Draws, UserProgram, model_data
 from ..userprog import (
     ProgramError,
     check_shapes,
@@ -183,6 +183,21 @@ class StanBackend(Backend):
 
     def emit(self, model: Model) -> str:
         return StanGenerator(model).program()
+
+    def declarations(self, model: Model, program: str) -> Declarations:
+        """stanc's report on ``program`` (its ``--info``): parameters with their number of
+        dimensions (sizes are data), transformed parameters and generated quantities."""
+        import tempfile
+
+        from .engines import stanc_info
+
+        with tempfile.TemporaryDirectory(prefix="crossppl-stanc-") as tmp:
+            path = Path(tmp) / f"{model.name}.stan"
+            path.write_text(program, encoding="utf-8")
+            info = stanc_info(path)
+        params = {n: (None,) * v["dimensions"] for n, v in info["parameters"].items()}
+        return Declarations(params, frozenset(info["transformed parameters"]),
+                            frozenset(info["generated quantities"]), None)
 
     def emit_prior(self, model: Model) -> str:
         """The prior predictive program of ``model`` (see :meth:`StanGenerator.prior_program`);
