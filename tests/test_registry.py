@@ -3,6 +3,7 @@ the API; a package outside crossppl adds a backend with an entry point of its ow
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -11,7 +12,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from crossppl.backends import Backend, backend_names, backend_status, get_backend
+from crossppl.backends import (
+    Backend,
+    backend_class,
+    backend_names,
+    backend_status,
+    get_backend,
+)
 
 from crossppl.errors import ConfigError
 
@@ -114,3 +121,30 @@ def test_backends_command_survives_a_closed_pipe():
         os.close(write)
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr, out.stderr
+
+
+def _string_constants(path: Path) -> list[tuple[int, str]]:
+    """Every string constant of a module but its docstrings, with its line."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                docstrings.add(id(body[0].value))
+    return [(n.lineno, n.value) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and id(n) not in docstrings]
+
+
+def test_no_backend_or_engine_name_is_written_into_compare_the_api_or_the_cli():
+    """compare/ and the API/CLI/runner learn backends from the registry: none names one."""
+    names = set(backend_names())
+    for name in backend_names():
+        names.update(backend_class(name).engines)
+    root = Path(__file__).resolve().parent.parent
+    files = sorted((root / "compare").glob("*.py")) + sorted((root / "crossppl").glob("*.py"))
+    assert len(files) > 10
+    found = [f"{f.relative_to(root)}:{line}: {value!r}" for f in files
+             for line, value in _string_constants(f) if value in names]
+    assert not found, "backend or engine names written outside the registry:\n" + "\n".join(found)
