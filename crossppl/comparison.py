@@ -48,7 +48,8 @@ def compare(
     spec
         A bundled model's name, a path to a spec, or a loaded model.
     backends
-        Backend names (default: all of ``crossppl.backends.BACKENDS``; ``[]`` for none).
+        Backend names (default: every registered backend,
+        ``crossppl.backends.backend_names()``; ``[]`` for none).
     programs
         Hand-written programs to hold against the spec: :class:`UserProgram` objects or
         strings ``"BACKEND=PATH[:ENTRY]"`` (``"stan=my_rats.stan"``,

@@ -1,4 +1,4 @@
-"""Full compares of the zoo: every bundled model fitted on all three backends (minutes).
+"""Full compares of the zoo: every bundled model fitted on every backend (minutes).
 
 Marked ``zoo`` and deselected by default (the fast conformance checks of every model, log
 density and prior predictive, are in test_zoo.py and run in CI). Run them with ``make zoo``
@@ -31,6 +31,9 @@ EXPECTED = {
     # mismatch is not
     "dyes": ("inconclusive", "match"),
 }
+#: (model, backend) pairs whose fits fail the diagnostics gate at the spec's settings, making
+#: the whole compare inconclusive (the reason is in that backend's own tests).
+GATE_GAPS = {("seeds", "jags")}  # JAGS's slice sampler of tau (tests/backends/jags)
 #: Published numbers each model's posterior is also held against.
 REFERENCES = {"rats": "rats.reference.json", "seeds": "seeds.reference.json"}
 
@@ -45,6 +48,8 @@ def test_full_compare_gives_the_expected_verdict(name):
     result = compare(name, backends=BACKENDS, reference=REPO / "data" / ref if ref else None,
                      progress=False)
     expected = EXPECTED[name]
+    if any((name, b) in GATE_GAPS for b in BACKENDS):
+        expected = "inconclusive"
     allowed = (expected,) if isinstance(expected, str) else expected
     assert result.verdict.kind in allowed, result.to_text()
     if result.verdict.kind == "inconclusive":
