@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from crossppl.backends import get_backend, to_inference_data
+from crossppl.backends.base import prior_to_inference_data
 from crossppl.config import FitConfig
 from crossppl.models import Model, bundled_specs
 from crossppl.models import load_spec as _load_spec
@@ -32,8 +34,6 @@ def emit(spec: str | Path | Model, backend: str) -> str:
     """Return the program that ``backend`` (a registered backend's name: ``crossppl backends``
     lists them) runs for ``spec``: program text in the PPL's language, or a runnable Python
     module for a Python PPL."""
-    from crossppl.backends import get_backend
-
     model = load_spec(spec)
     return get_backend(backend).emit(model)
 
@@ -44,14 +44,8 @@ def fit(
     *,
     engine: str | None = None,
     output: str | Path | None = None,
-    chains: int | None = None,
-    warmup: int | None = None,
-    draws: int | None = None,
-    seed: int | None = None,
-    target_accept: float | None = None,
-    max_treedepth: int | None = None,
-    init: str | None = None,
-    progress: bool | None = None,
+    config: FitConfig | None = None,
+    **overrides,
 ):
     """Fit ``spec`` with ``backend``'s generated program and return ArviZ InferenceData.
 
@@ -67,10 +61,13 @@ def fit(
     output
         If given, the InferenceData is also written there as NetCDF (atomically: a failed or
         interrupted fit leaves no file).
-    chains, warmup, draws, seed, target_accept, max_treedepth, init, progress
-        Sampler settings, the same for every backend; see :class:`crossppl.config.FitConfig`.
-        None (the default) takes the spec's ``[fit]`` value if it has one, else FitConfig's
-        default (4 chains x (1000 + 1000), seed 1, target_accept 0.8, max_treedepth 10).
+    config
+        The sampler settings, the same for every backend (:class:`crossppl.config.FitConfig`),
+        used as they are. None: the spec's ``[fit]`` values, else FitConfig's defaults (4
+        chains x (1000 + 1000), seed 1, target_accept 0.8, max_treedepth 10).
+    **overrides
+        FitConfig's settings by name (``chains=2``, ``seed=3``, ``progress=False``, ...), over
+        ``config`` or the spec's ``[fit]``; None leaves a setting as it is.
 
     Returns
     -------
@@ -79,20 +76,8 @@ def fit(
         ``observed_data``, with the spec's names, dims and coords; ``attrs`` record the
         backend, engine, library versions, seed and the program's hash.
     """
-    from crossppl.backends import get_backend, to_inference_data
-
     model = load_spec(spec)
-    config = FitConfig.resolve(
-        model.fit,
-        chains=chains,
-        warmup=warmup,
-        draws=draws,
-        seed=seed,
-        target_accept=target_accept,
-        max_treedepth=max_treedepth,
-        init=init,
-        progress=progress,
-    )
+    config = FitConfig.resolve(model.fit, config, **overrides)
     impl = get_backend(backend)
     chosen = impl.check_engine(engine)
     program = impl.emit(model)
@@ -123,9 +108,6 @@ def prior_predictive(
         priors give non-finite values in some draws (e.g. a Gamma(0.001, 0.001) precision that
         underflows to 0); they are kept as the engine returns them.
     """
-    from crossppl.backends import get_backend
-    from crossppl.backends.base import prior_to_inference_data
-
     FitConfig(draws=draws, seed=seed)  # validates both (same rules as a fit), before any work
     model = load_spec(spec)
     impl = get_backend(backend)
@@ -142,14 +124,14 @@ def fit_program(
     *,
     engine: str | None = None,
     output: str | Path | None = None,
-    **settings,
+    config: FitConfig | None = None,
+    **overrides,
 ):
     """Fit a hand-written program (:class:`crossppl.backends.base.UserProgram`) with the spec's
-    data and the same sampler settings as :func:`fit`; names are mapped to the spec's."""
-    from crossppl.backends import get_backend, to_inference_data
-
+    data and the sampler settings of :func:`fit` (``config`` and ``overrides`` as there); names
+    are mapped to the spec's."""
     model = load_spec(spec)
-    config = FitConfig.resolve(model.fit, **settings)
+    config = FitConfig.resolve(model.fit, config, **overrides)
     impl = get_backend(program.backend)
     chosen = impl.check_engine(engine)
     report("building the program")

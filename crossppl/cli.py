@@ -12,11 +12,40 @@ be written and (without ``--force``) an existing file are refused (exit 2).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import sys
+import tempfile
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
-from crossppl.errors import CrossPPLError, EngineError, NotYetTranslated, UserInputError
+from crossppl import __version__, errors, runner
+from crossppl.api import emit, fit, list_models, load_spec, save_netcdf
+from crossppl.backends import get_backend
+from crossppl.backends.registry import backend_names, backend_status
+from crossppl.comparison import compare
+from crossppl.config import FitConfig
+from crossppl.errors import (
+    ConfigError,
+    CrossPPLError,
+    EngineError,
+    NotYetTranslated,
+    SpecWarning,
+    UserInputError,
+)
+from crossppl.models import bundled_specs
+from crossppl.models.spec import path_text
+from crossppl.prior import compare_prior
+from crossppl.runner import (
+    FitJob,
+    Terminated,
+    check_parallel,
+    check_timeout,
+    own_resource_tracker,
+    signals_unwind,
+)
 
 __all__ = ["main"]
 
@@ -25,11 +54,8 @@ FORCE_HELP = "overwrite output files that exist (without it they are refused, ex
 
 
 def _parser() -> argparse.ArgumentParser:
-    from crossppl import __version__
-    from crossppl.config import INIT_STRATEGIES, FitConfig
 
-    defaults = FitConfig()
-    names = _backend_names()
+    names = backend_names()
     parser = argparse.ArgumentParser(
         prog="crossppl",
         description="Write one Bayesian model spec for Stan, PyMC and NumPyro, and fit it.",
@@ -56,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
                      "first usable one; `crossppl backends` lists them)")
     fit.add_argument("--output", "-o", help="write the result (ArviZ groups) to this NetCDF file")
     fit.add_argument("--force", action="store_true", help=FORCE_HELP)
-    _sampler_options(fit, defaults, INIT_STRATEGIES)
+    _sampler_options(fit)
 
     cmp = sub.add_parser(
         "compare",
@@ -87,8 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--timeout", type=float, help="stop a backend's fit after this many s")
     cmp.add_argument("--parallel", type=int, help="fits at once (default: cores / chains)")
     cmp.add_argument("--force", action="store_true", help=FORCE_HELP)
-    _sampler_options(cmp, defaults, INIT_STRATEGIES,
-                     progress_help="show each fit's progress on stderr: one line per backend, "
+    _sampler_options(cmp, progress_help="show each fit's progress on stderr: one line per backend, "
                      "redrawn, in a terminal; a line per stage elsewhere (default: when stderr "
                      "is a terminal)")
 
@@ -102,40 +127,40 @@ def _parser() -> argparse.ArgumentParser:
     prior.add_argument("--backends", default=",".join(names),
                        help="comma-separated backends (default: all)")
     prior.add_argument("--draws", type=int, default=2000, help="draws per backend (2000)")
-    prior.add_argument("--seed", type=int, default=defaults.seed)
+    prior.add_argument("--seed", type=int, default=FitConfig().seed)
     prior.add_argument("--alpha", type=float, default=0.01,
                        help="family-wise false-alarm rate of the tests (Holm; default 0.01)")
     prior.add_argument("--timeout", type=float, help="stop a backend after this many s")
     return parser
 
 
-def _backend_names() -> tuple[str, ...]:
-    from crossppl.backends.registry import backend_names
+def _sampler_options(p: argparse.ArgumentParser, progress_help: str = "show a progress bar "
+                     "(default: when stderr is a terminal)") -> None:
+    """One option per :class:`~crossppl.config.FitConfig` setting (``--target-accept`` for
+    ``target_accept``); a setting whose default is None is a ``--NAME``/``--no-NAME`` switch."""
+    for f in dataclasses.fields(FitConfig):
+        if f.default is None:
+            group = p.add_mutually_exclusive_group()
+            group.add_argument(f"--{f.name}", dest=f.name, action="store_true", default=None,
+                               help=progress_help)
+            group.add_argument(f"--no-{f.name}", dest=f.name, action="store_false")
+            continue
+        spec = "the spec's [fit] value, else " if f.metadata["spec"] else ""
+        p.add_argument(_option(f.name), type=type(f.default), choices=f.metadata["choices"],
+                       help=f"default: {spec}{f.default}")
 
-    return backend_names()
+
+def _option(name: str) -> str:
+    """The command-line option of the sampler setting ``name``."""
+    return "--" + name.replace("_", "-")
 
 
-def _sampler_options(p, defaults, inits, progress_help: str = "show a progress bar (default: "
-                     "when stderr is a terminal)") -> None:
-    fit = p
-    spec = "the spec's [fit] value, else"
-    fit.add_argument("--chains", type=int, help=f"default: {spec} {defaults.chains}")
-    fit.add_argument("--warmup", type=int, help=f"default: {spec} {defaults.warmup}")
-    fit.add_argument("--draws", type=int, help=f"default: {spec} {defaults.draws}")
-    fit.add_argument("--seed", type=int, help=f"default: {defaults.seed}")
-    fit.add_argument("--target-accept", type=float,
-                     help=f"default: {spec} {defaults.target_accept}")
-    fit.add_argument("--max-treedepth", type=int,
-                     help=f"default: {spec} {defaults.max_treedepth}")
-    fit.add_argument("--init", choices=inits, help=f"default: {spec} {defaults.init}")
-    progress = fit.add_mutually_exclusive_group()
-    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
-                          help=progress_help)
-    progress.add_argument("--no-progress", dest="progress", action="store_false")
+def _settings(args: argparse.Namespace) -> dict[str, object]:
+    """The sampler settings given on the command line (None: not given)."""
+    return {name: getattr(args, name, None) for name in FitConfig.names()}
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from crossppl.api import list_models
 
     models = list_models()
     width = max(map(len, models), default=0)
@@ -146,12 +171,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_backends(args: argparse.Namespace) -> int:
     """Every registered backend and engine, whether it can run here (and why not), versions."""
-    from crossppl.backends.registry import backend_status
 
     status = backend_status()
     if args.json:
-        import dataclasses
-        import json
 
         print(json.dumps([dataclasses.asdict(s) for s in status], indent=2))
         return EXIT_OK
@@ -170,12 +192,10 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 
 
 def _cmd_emit(args: argparse.Namespace) -> int:
-    from crossppl.api import emit
 
     _check_output(args.output, "--output", args.force)
     program = emit(args.spec, args.backend)
     if args.output:
-        from pathlib import Path
 
         Path(args.output).write_text(program)
         print(f"wrote {args.output}", file=sys.stderr)
@@ -196,21 +216,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     """
     _check_output(args.output, "--output", args.force, netcdf=True)
     _check_sampler_options(args)
-    from crossppl.api import fit, load_spec, save_netcdf
-    from crossppl.backends import get_backend
-    from crossppl.config import FitConfig
-    from crossppl.runner import FitJob, run_fits
 
-    settings = {"chains": args.chains, "warmup": args.warmup, "draws": args.draws,
-                "seed": args.seed, "target_accept": args.target_accept,
-                "max_treedepth": args.max_treedepth, "init": args.init,
-                "progress": args.progress}
     model = load_spec(args.spec)
-    FitConfig.resolve(model.fit, **settings)
+    config = FitConfig.resolve(model.fit, **_settings(args))
     engine = get_backend(args.backend).check_engine(args.engine)
     job = FitJob(args.backend, fit, {"spec": model, "backend": args.backend, "engine": engine,
-                                     **settings})
-    outcome = run_fits([job])[args.backend]
+                                     "config": config})
+    outcome = runner.run_fits([job])[args.backend]
     if not outcome.ok:
         return _report_failure(outcome)
     if args.output:
@@ -222,7 +234,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _print_fit_summary(idata) -> None:
-    from crossppl.compare.summary import summarize
+    from crossppl.compare.summary import summarize  # lazy: loads pandas and ArviZ
 
     posterior = idata["posterior"].to_dataset()
     attrs = posterior.attrs
@@ -245,11 +257,6 @@ def _print_fit_summary(idata) -> None:
               "crossppl.compare.summary.summarize)")
 
 
-#: A sampler option -> the value ``give e.g.`` suggests when it is refused.
-_SAMPLER_EXAMPLES = {"chains": 4, "warmup": 1000, "draws": 1000, "seed": 1,
-                     "target_accept": 0.9, "max_treedepth": 10}
-
-
 def _check_sampler_options(args: argparse.Namespace) -> None:
     """Refuse a sampler option's value (``--draws 0``, ``--seed -1``, ...) before any PPL is
     imported (ConfigError naming the option, the value found and the fix; exit 2).
@@ -257,31 +264,26 @@ def _check_sampler_options(args: argparse.Namespace) -> None:
     Each given value is checked alone by :class:`~crossppl.config.FitConfig`'s rules; the
     spec's ``[fit]`` values were checked when it was loaded.
     """
-    from crossppl.config import FitConfig
-    from crossppl.errors import ConfigError
 
-    for name, example in _SAMPLER_EXAMPLES.items():
-        value = getattr(args, name, None)
-        if value is None:
-            continue
-        try:
-            FitConfig.resolve((), **{name: value})
-        except ConfigError as exc:
-            option = "--" + name.replace("_", "-")
-            raise ConfigError(f"{exc.message}; give e.g. {option} {example}, or leave it out "
-                              "for the default", entry=option) from None
+    for f in dataclasses.fields(FitConfig):
+        value = getattr(args, f.name, None)
+        problem = None if value is None else FitConfig.problem(f.name, value)
+        if problem:
+            option = _option(f.name)
+            example = f.metadata["example"]
+            fix = f"give e.g. {option} {example}, or" if example is not None else "or"
+            raise ConfigError(f"{problem}; {fix} leave it out for the default", entry=option)
 
 
 def _backends_option(text: str, option: str = "--backends", *,
                      allow_none: bool = True) -> list[str]:
     """The backends a ``--backends`` value names, in its order; refused (ConfigError, exit 2)
     before any PPL is imported when a name is unknown or given twice, or none is given."""
-    from crossppl.errors import ConfigError
 
     if allow_none and text.strip() == "none":
         return []
     names = [b.strip() for b in text.split(",") if b.strip()]
-    known = _backend_names()
+    known = backend_names()
     fix = (f"give one or more of {', '.join(known)}, comma-separated (e.g. {option} "
            f"{','.join(known[:2])})" + (", or 'none' for no backend" if allow_none else ""))
     unknown = [n for n in names if n not in known]
@@ -299,10 +301,9 @@ def _engines_option(items: list[str], programs: list[str]) -> dict[str, str]:
     """``--engine BACKEND=ENGINE`` values by backend or program label; an unknown backend or
     engine is refused here (ConfigError, exit 2), before any fit. A key that is not a backend
     may label one of ``programs`` (checked by :func:`crossppl.comparison.compare`)."""
-    from crossppl.errors import ConfigError
 
     engines = _pairs(items, "--engine")
-    known = _backend_names()
+    known = backend_names()
     for key, engine in engines.items():
         if key not in known:
             if not programs:
@@ -311,8 +312,6 @@ def _engines_option(items: list[str], programs: list[str]) -> dict[str, str]:
                                   "(`crossppl backends` lists each one's engines)",
                                   entry="--engine")
             continue  # a --program label: compare() checks it with its program's backend
-        from crossppl.backends import get_backend
-
         choices = get_backend(key).engines
         if engine not in choices:
             raise ConfigError(f"the {key} backend has no engine {engine!r} (found "
@@ -323,7 +322,6 @@ def _engines_option(items: list[str], programs: list[str]) -> dict[str, str]:
 
 def _check_alpha(alpha: float, example: float) -> None:
     """Refuse an ``--alpha`` outside (0, 1) (ConfigError, exit 2)."""
-    from crossppl.errors import ConfigError
 
     if not 0 < alpha < 1:
         raise ConfigError(f"must be strictly between 0 and 1 (a family-wise false-alarm rate), "
@@ -331,7 +329,6 @@ def _check_alpha(alpha: float, example: float) -> None:
 
 
 def _pairs(items: list[str], option: str) -> dict[str, str]:
-    from crossppl.errors import ConfigError
 
     out = {}
     for item in items:
@@ -343,7 +340,6 @@ def _pairs(items: list[str], option: str) -> dict[str, str]:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from crossppl.errors import ConfigError
 
     if args.all == bool(args.spec):
         raise ConfigError("give a SPEC or --all (not both)", entry="spec")
@@ -356,7 +352,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     args.engine = _engines_option(args.engine, args.program)
     if args.all:
         if args.out_dir:
-            from crossppl.models import bundled_specs
 
             _check_output(args.out_dir, "--out-dir", args.force, folder=True)
             for name in bundled_specs():
@@ -382,10 +377,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _compare_all(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
-    from crossppl.errors import CrossPPLError
-    from crossppl.models import bundled_specs
 
     codes = []
     for name in bundled_specs():
@@ -411,7 +403,6 @@ def _compare_all(args: argparse.Namespace) -> int:
 
 
 def _cmd_prior(args: argparse.Namespace) -> int:
-    from crossppl.errors import ConfigError
 
     if args.all == bool(args.spec):
         raise ConfigError("give a SPEC or --all (not both)", entry="spec")
@@ -419,8 +410,6 @@ def _cmd_prior(args: argparse.Namespace) -> int:
     backends = _backends_option(args.backends, allow_none=False)
     _check_sampler_options(args)
     _check_alpha(args.alpha, 0.01)
-    from crossppl.models import bundled_specs
-    from crossppl.prior import compare_prior
 
     codes = []
     for spec in bundled_specs() if args.all else [args.spec]:
@@ -433,14 +422,12 @@ def _cmd_prior(args: argparse.Namespace) -> int:
 
 def _check_run_options(args: argparse.Namespace) -> None:
     """``--timeout`` and ``--parallel`` checked before any work (ConfigError, exit 2)."""
-    from crossppl.runner import check_parallel, check_timeout
 
     check_timeout(args.timeout, "--timeout")
     check_parallel(getattr(args, "parallel", None), "--parallel")
 
 
 def _run_compare(args: argparse.Namespace, spec: str):
-    from crossppl.comparison import compare
 
     return compare(
         spec,
@@ -450,23 +437,15 @@ def _run_compare(args: argparse.Namespace, spec: str):
         reference=args.reference,
         alpha=args.alpha,
         engines=args.engine,
-        chains=args.chains,
-        warmup=args.warmup,
-        draws=args.draws,
-        seed=args.seed,
-        target_accept=args.target_accept,
-        max_treedepth=args.max_treedepth,
-        init=args.init,
         parallel=args.parallel,
         timeout=args.timeout,
-        progress=args.progress,
+        **_settings(args),
     )
 
 
 def _report_failure(outcome) -> int:
     """Print a worker's failure as :func:`main` prints the same error raised here; its exit
     code (2 bad input, 3 the backend could not run the model, 1 anything else)."""
-    from crossppl import errors
 
     kinds = {cls.__name__: cls for cls in _subclasses(errors.CrossPPLError)}
     kind = kinds.get(outcome.error_type)
@@ -491,10 +470,7 @@ def _check_output(path: str | None, option: str, force: bool, *, folder: bool = 
     ``folder``), a file that exists (unless ``force``), a path under a file, or one in a folder
     this process cannot write in; for ``netcdf``, a path that is not UTF-8 (the netCDF library
     cannot open it). Missing folders on the way are fine (they are created)."""
-    import tempfile
-    from pathlib import Path
 
-    from crossppl.errors import ConfigError
 
     if path is None:
         return
@@ -502,7 +478,6 @@ def _check_output(path: str | None, option: str, force: bool, *, folder: bool = 
         try:
             os.fsencode(path).decode("utf-8")
         except UnicodeDecodeError:
-            from crossppl.models.spec import path_text
 
             raise ConfigError(f"cannot write NetCDF to '{path_text(path)}': the netCDF library "
                               "opens only UTF-8 paths; give a path whose folder and file names "
@@ -545,9 +520,7 @@ _ERROR_KINDS = ((UserInputError, "error", EXIT_USAGE),
 def _show_spec_warnings() -> None:
     """Print crossppl's own warnings (:class:`~crossppl.errors.SpecWarning`) as one line,
     ``crossppl: warning: ...``, without Python's source line; others as before."""
-    import warnings
 
-    from crossppl.errors import SpecWarning
 
     previous = warnings.showwarning
     if getattr(previous, "crossppl", False):
@@ -571,7 +544,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     scratch folder removed; the signal handlers in place before are restored on return. No
     process it started outlives it (:func:`crossppl.runner.own_resource_tracker`).
     """
-    from crossppl.runner import Terminated, own_resource_tracker, signals_unwind
 
     _show_spec_warnings()
     args = _parser().parse_args(argv)

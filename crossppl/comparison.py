@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from crossppl import runner  # run_fits looked up at call time: tests replace it
 from crossppl.api import fit, fit_program, load_spec
+from crossppl.backends import backend_class, get_backend
+from crossppl.backends import backend_names as registered
 from crossppl.backends.base import UserProgram
 from crossppl.config import FitConfig
+from crossppl.datatree import as_datatree
 from crossppl.errors import ConfigError, CrossPPLError
 from crossppl.models.ir import Model
+from crossppl.progress import FitProgress
 
 __all__ = ["DENSITY_POINTS", "compare"]
 
@@ -29,17 +35,11 @@ def compare(
     names: Mapping[str, str] | None = None,
     reference=None,
     alpha: float = 0.05,
-    chains: int | None = None,
-    warmup: int | None = None,
-    draws: int | None = None,
-    seed: int | None = None,
-    target_accept: float | None = None,
-    max_treedepth: int | None = None,
-    init: str | None = None,
     engines: Mapping[str, str] | None = None,
     parallel: int | None = None,
     timeout: float | None = None,
-    progress: bool | None = None,
+    config: FitConfig | None = None,
+    **overrides,
 ):
     """Fit ``spec`` on each backend and compare the posteriors.
 
@@ -63,30 +63,27 @@ def compare(
     alpha
         Family-wise false-alarm rate of each pair of sources' agreement tests (Holm within
         the pair; a pair's result does not depend on the other sources of the run).
-    chains, warmup, draws, seed, target_accept, max_treedepth, init
-        Sampler settings shared by all backends (:class:`crossppl.config.FitConfig`); None
-        takes the spec's ``[fit]`` value, else the default.
     engines
         Engine per backend, e.g. ``{"stan": "pystan"}``.
     parallel
         Fits run at once (default: as many as the cores hold, one core per chain).
     timeout
         Seconds after which a backend's fit is stopped and reported as failed.
-    progress
-        Show each fit's progress on standard error (default: when it is a terminal): there,
-        one line per fit redrawn in place; elsewhere, a line per stage and quarter of the
-        iterations (:class:`crossppl.progress.FitProgress`). Also the notice of a Stan program
-        compiled cold.
+    config
+        Sampler settings shared by all fits (:class:`crossppl.config.FitConfig`), used as they
+        are; None: the spec's ``[fit]`` values, else FitConfig's defaults.
+    **overrides
+        FitConfig's settings by name (``chains=2``, ``seed=3``, ...), over ``config`` or the
+        spec's ``[fit]``; None leaves a setting as it is. ``progress`` shows each fit's
+        progress on standard error (default: when it is a terminal): there, one line per fit
+        redrawn in place; elsewhere, a line per stage and quarter of the iterations
+        (:class:`crossppl.progress.FitProgress`). Also the notice of a Stan program compiled
+        cold.
 
     Returns
     -------
     crossppl.compare.result.Comparison
     """
-    from crossppl.backends import backend_names as registered
-    from crossppl.backends import get_backend
-    from crossppl.progress import FitProgress
-    from crossppl.runner import FitJob, default_parallel, run_fits
-
     # Every plain value is checked before the statistics (SciPy, pandas, ArviZ) are imported.
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha must be strictly between 0 and 1, found {alpha!r}",
@@ -99,10 +96,7 @@ def compare(
     if twice is not None:
         raise ConfigError(f"{twice!r} is named twice; name each backend once", entry="backends")
     engines = dict(engines or {})
-    config = FitConfig.resolve(  # validates the settings before any fit starts
-        model.fit, chains=chains, warmup=warmup, draws=draws, seed=seed,
-        target_accept=target_accept, max_treedepth=max_treedepth, init=init, progress=False,
-    )
+    config = FitConfig.resolve(model.fit, config, **overrides)  # checked before any fit
     user = parse_programs(programs, names)
     clash = sorted(set(backend_names) & set(user))
     if clash:
@@ -117,6 +111,7 @@ def compare(
                 entry="engines")
         get_backend(user[label].backend if label in user else label).check_engine(engine)
 
+    # The statistics load SciPy, pandas and ArviZ: imported once every plain value is checked.
     from crossppl.compare.agreement import pairwise_tests, pooled_rhat
     from crossppl.compare.diagnostics import diagnose
     from crossppl.compare.reference import load_reference
@@ -126,32 +121,28 @@ def compare(
     if reference is None or isinstance(reference, str | Path):
         ref_table = load_reference(reference) if reference is not None else None
     else:  # draws in memory (a DataTree, or what ArviZ converts to one)
-        from crossppl.datatree import as_datatree
-
         ref_table = summarize(as_datatree(reference, "reference")["posterior"].to_dataset())
         reference = f"<{type(reference).__name__} in memory>"
-    show = sys.stderr.isatty() if progress is None else progress
-    settings = {k: v for k, v in config.as_attrs().items()}
-    settings["progress"] = False
+    quiet = replace(config, progress=False)  # each fit's progress goes to the display
     jobs = [
-        FitJob(name, fit, {"spec": model, "backend": name, "engine": engines.get(name),
-                           **settings})
+        runner.FitJob(name, fit, {"spec": model, "backend": name, "engine": engines.get(name),
+                           "config": quiet})
         for name in backend_names
     ]
     # A hand-written program runs with its own seed: a port that does what the generated
     # program does in the same order would otherwise reproduce its draws exactly, and agree
     # trivially instead of statistically.
     jobs += [
-        FitJob(label, fit_program, {"spec": model, "program": prog,
+        runner.FitJob(label, fit_program, {"spec": model, "program": prog,
                                     "engine": engines.get(label),
-                                    **{**settings, "seed": program_seed(config.seed, i)}})
+                                    "config": replace(quiet, seed=program_seed(config.seed, i))})
         for i, (label, prog) in enumerate(user.items())
     ]
-    outcomes = run_fits(
+    outcomes = runner.run_fits(
         jobs,
-        parallel=parallel or default_parallel(config.chains),
+        parallel=parallel or runner.default_parallel(config.chains),
         timeout=timeout,
-        display=FitProgress(sys.stderr) if show else None,
+        display=FitProgress(sys.stderr) if config.show_progress else None,
     )
     sources: dict[str, Source] = {}
     for name in [*backend_names, *user]:
@@ -191,7 +182,7 @@ def program_seed(seed: int, index: int) -> int:
 
 def pooled_rhat_empty():
     """An empty pooled R-hat table."""
-    import pandas as pd
+    import pandas as pd  # heavy: not loaded before the statistics are
 
     return pd.DataFrame(columns=["parameter", "r_hat", "flagged"])
 
@@ -217,13 +208,11 @@ def parse_programs(programs, names: Mapping[str, str] | None) -> dict[str, UserP
 
 def parse_program_arg(text: str, names: Mapping[str, str]) -> UserProgram:
     """Parse ``"BACKEND=PATH[:ENTRY]"`` into a :class:`UserProgram`."""
-    from crossppl.backends import backend_class, backend_names
-
     backend, sep, rest = text.partition("=")
-    if not sep or backend not in backend_names() or not rest:
+    if not sep or backend not in registered() or not rest:
         raise ConfigError(
             f"cannot read the program {text!r}; write BACKEND=PATH[:ENTRY] with BACKEND one of "
-            f"{', '.join(backend_names())} and ENTRY the function of a Python module, e.g. "
+            f"{', '.join(registered())} and ENTRY the function of a Python module, e.g. "
             "my_rats.stan or my_port.py:build_model after the '='",
             entry="program",
         )
@@ -242,7 +231,6 @@ def _density_check(model: Model, sources, user: Mapping[str, UserProgram]):
     """Evaluate every program's log density at draws of the first healthy fit, and its
     per-variable terms where they are located (see the comment below on Stan's), for
     :func:`crossppl.compare.density.check_density`."""
-    from crossppl.backends import get_backend
     from crossppl.compare.density import check_density
 
     # Points come from the first fit with draws (even one that failed its diagnostics: its

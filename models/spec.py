@@ -28,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from crossppl.errors import DataError, SpecError, SpecWarning
+from crossppl.config import FitConfig
+from crossppl.errors import ConfigError, DataError, SpecError, SpecWarning
 
 from . import data as datamod
+from . import specs
 from .distributions import DISTRIBUTIONS
 from .expressions import Scope, Symbol, parse_dist, parse_expr, referenced
 from .ir import (
@@ -54,8 +56,8 @@ __all__ = ["MAX_SPEC_BYTES", "bundled_specs", "load_spec", "parse_spec", "path_t
 
 MAX_SPEC_BYTES = 1_000_000
 SECTIONS = ("model", "dims", "data", "parameters", "derived", "observed", "generated", "fit")
-#: Sampler settings a spec may recommend under [fit] (fields of ``FitConfig``).
-FIT_FIELDS = ("chains", "warmup", "draws", "target_accept", "max_treedepth", "init")
+#: Sampler settings a spec may recommend under [fit] (derived from ``FitConfig``'s fields).
+FIT_FIELDS = FitConfig.spec_names()
 DATA_FIELDS = ("dims", "type", "value", "file", "key", "indexes", "base")
 _SECTION_LINE = re.compile(r"\[([^\[\]]*)\]")
 #: Most parts of a dotted TOML key (tomllib takes time quadratic in it: 50,000 parts take a minute).
@@ -78,8 +80,6 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 
 def bundled_specs() -> dict[str, Path]:
     """The specs shipped with crossppl, by model name."""
-    from crossppl.models import specs
-
     folder = Path(specs.__file__).parent
     return {p.stem: p for p in sorted(folder.glob("*.toml"))}
 
@@ -691,9 +691,6 @@ class _SpecParser:
 
     def parse_fit(self, section: Mapping) -> tuple[tuple[str, object], ...]:
         """Recommended sampler settings, validated as ``FitConfig`` validates them."""
-        from crossppl.config import FitConfig
-        from crossppl.errors import ConfigError
-
         for key in section:
             if key not in FIT_FIELDS:
                 close = difflib.get_close_matches(key, FIT_FIELDS, n=1)

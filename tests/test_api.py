@@ -191,3 +191,46 @@ def test_compare_takes_draws_in_memory_as_the_reference():
     result = crossppl.compare("rats", backends=[], reference=idata)
     assert "reference" in result.sources
     assert result.sources["reference"].summary.loc["mu_alpha", "mean"] > 95
+
+
+def test_resolve_takes_a_config_and_overrides_over_the_spec_s_recommendations():
+    recommended = (("target_accept", 0.95), ("draws", 2000))
+    assert FitConfig.resolve(recommended, chains=2) == FitConfig(
+        chains=2, target_accept=0.95, draws=2000)
+    given = FitConfig(chains=3, draws=10)  # a whole config is used as it is
+    assert FitConfig.resolve(recommended, given) == given
+    assert FitConfig.resolve(recommended, given, seed=5, draws=None) == FitConfig(
+        chains=3, draws=10, seed=5)
+
+
+@pytest.mark.parametrize(("config", "overrides", "text"), [
+    (None, {"chain": 2}, "unknown sampler setting 'chain' (found chain=2); did you mean "
+     "chains=2? the settings are chains, warmup, draws, seed"),
+    (None, {"draws": 0}, "draws must be an integer >= 1, found 0; give e.g. draws=1000, or "
+     "leave it out for the default"),
+    (None, {"init": "zeros"}, "init must be one of uniform, engine, found 'zeros'; or leave"),
+    ({"chains": 2}, {}, "config must be a FitConfig or None, found dict; give "
+     "config=FitConfig(...)"),
+])
+def test_bad_settings_name_the_argument_the_value_and_the_fix(config, overrides, text):
+    with pytest.raises(ConfigError) as info:
+        FitConfig.resolve((), config, **overrides)
+    assert text in str(info.value)
+
+
+def test_fit_refuses_an_unknown_setting_before_any_work():
+    with pytest.raises(ConfigError, match="unknown sampler setting 'chian'"):
+        crossppl.fit("rats", "numpyro", chian=2)
+
+
+def test_the_settings_a_spec_and_the_command_line_take_are_fitconfig_s_fields():
+    from crossppl.models.spec import FIT_FIELDS
+
+    from crossppl.cli import _parser
+
+    assert FIT_FIELDS == ("chains", "warmup", "draws", "target_accept", "max_treedepth", "init")
+    assert FitConfig.names() == (*FIT_FIELDS[:3], "seed", *FIT_FIELDS[3:], "progress")
+    args = _parser().parse_args(["fit", "rats", "-b", "stan", "--target-accept", "0.9",
+                                 "--no-progress", "--init", "engine"])
+    assert (args.target_accept, args.progress, args.init, args.chains) == (
+        0.9, False, "engine", None)

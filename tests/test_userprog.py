@@ -323,7 +323,7 @@ def test_a_hand_written_program_runs_with_its_own_seed(monkeypatch, rats):
     seeds = {}
 
     def fake_run_fits(jobs, **_):
-        seeds.update({job.name: job.kwargs["seed"] for job in jobs})
+        seeds.update({job.name: job.kwargs["config"].seed for job in jobs})
         return {job.name: FitOutcome(job.name, error="not run") for job in jobs}
 
     monkeypatch.setattr(crossppl.runner, "run_fits", fake_run_fits)
