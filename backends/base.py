@@ -18,7 +18,7 @@ from crossppl.models.ir import Dist, Model
 from crossppl.models.spec import path_text
 
 from crossppl.config import FitConfig
-from crossppl.errors import EngineError, NotYetTranslated
+from crossppl.errors import ConfigError, EngineError, NotYetTranslated
 
 __all__ = [
     "Backend",
@@ -261,8 +261,6 @@ class Backend(ABC):
         if engine is None:
             return self.default_engine()
         if engine not in self.engines:
-            from crossppl.errors import ConfigError
-
             raise ConfigError(
                 f"the {self.name} backend has no engine {engine!r}; "
                 f"choose one of {', '.join(self.engines)}",

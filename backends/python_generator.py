@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from crossppl.models.ir import Binary, Call, Const, Expr, Index, Model, Unary, Var
+from crossppl.models.spec import bundled_specs
 
 from crossppl.errors import NotYetTranslated
 
@@ -106,8 +107,6 @@ def name_list(name: str, items: Iterable[str]) -> list[str]:
 def spec_reference(model: Model) -> str | None:
     """How a generated script finds its spec again: a bundled model's name, else the spec's
     path; None for a spec parsed from text (the script then needs it on its command line)."""
-    from crossppl.models.spec import bundled_specs
-
     path = Path(model.path) if model.path else None
     if path is None or not path.is_file():
         return None

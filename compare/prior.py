@@ -28,7 +28,8 @@ from scipy import stats
 
 from .agreement import holm
 
-__all__ = ["LIMIT", "MIN_USABLE", "PriorAgreement", "prior_agreement", "usable_rows"]
+__all__ = ["LIMIT", "MIN_USABLE", "PriorAgreement", "prior_agreement", "prior_verdict",
+           "usable_rows"]
 
 #: Draws holding a count this large (or any non-finite value) are left out, in every source
 #: alike: Stan's RNGs refuse Poisson rates of 2^30 and more (and infinite scales) and then write
@@ -150,3 +151,30 @@ def prior_agreement(
             f"(statistic {row.statistic:.3g}, p {row.p:.2g})"
         )
     return PriorAgreement(not problems, tests, usable, tuple(problems))
+
+
+def prior_verdict(agreement: PriorAgreement | None, *, failed: bool = False) -> str:
+    """The verdict on prior predictive draws: ``"match"``, ``"mismatch"`` or ``"inconclusive"``.
+
+    Parameters
+    ----------
+    agreement
+        The tests of the sources that produced draws; None when fewer than two did.
+    failed
+        Whether a source produced no draws.
+
+    Returns
+    -------
+    str
+        ``"mismatch"`` when a test rejects or the sources' variables differ (a disagreement
+        outweighs a failure); ``"inconclusive"`` when fewer than two sources produced draws, one
+        failed, or too few draws were usable; else ``"match"``.
+    """
+    if agreement is None:
+        return "inconclusive"
+    rejected = len(agreement.tests) > 0 and bool(agreement.tests["reject"].any())
+    if rejected or (not agreement.ok and not agreement.usable):  # tests fail, or variables differ
+        return "mismatch"
+    if failed or not agreement.ok:  # a backend failed, or too few usable draws
+        return "inconclusive"
+    return "match"

@@ -8,6 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 from .density import DensityCheck
+from .reference import write_reference
+from .report_html import write_html
+from .report_json import to_json_dict, write_json
+from .report_text import render_text
 from .verdict import Source, Verdict
 
 __all__ = ["Comparison"]
@@ -76,33 +80,23 @@ class Comparison:
 
     def to_text(self, *, max_rows: int = 40) -> str:
         """The terminal report."""
-        from .report_text import render_text
-
         return render_text(self, max_rows=max_rows)
 
     def to_dict(self) -> dict:
         """The JSON report as a dict (schema in the README)."""
-        from .report_json import to_json_dict
-
         return to_json_dict(self)
 
     def write_json(self, path: str | Path) -> Path:
         """Write the JSON report."""
-        from .report_json import write_json
-
         return write_json(self, path)
 
     def write_html(self, path: str | Path) -> Path:
         """Write the self-contained HTML report."""
-        from .report_html import write_html
-
         return write_html(self, path)
 
     def save_reference(self, path: str | Path, source: str | None = None) -> Path:
         """Store one source's summaries (default: the first healthy sampled one) as a reference
         file that ``reference=`` reads back, with versions and seeds."""
-        from .reference import write_reference
-
         candidates = [s for s in self.sources.values() if s.kind != "reference" and s.ok]
         chosen = self.sources[source] if source else (candidates[0] if candidates else None)
         if chosen is None or chosen.summary is None:

@@ -1,5 +1,8 @@
 """crossppl: one Bayesian model spec, written for Stan, PyMC and NumPyro, fitted and compared."""
 
+import types
+
+import crossppl.compare as _compare_package  # light: the package's __init__ imports nothing
 from crossppl.errors import (
     ConfigError,
     CrossPPLError,
@@ -30,6 +33,21 @@ __all__ = [
 ]
 
 
+class _CallableModule(types.ModuleType):
+    """Lets ``crossppl.compare(...)`` run :func:`crossppl.comparison.compare` while
+    ``crossppl.compare`` stays the package of the statistics."""
+
+    def __call__(self, *args, **kwargs):
+        """Fit and compare; see :func:`crossppl.comparison.compare`."""
+        from crossppl.comparison import compare  # lazy: the API loads on first use
+
+        return compare(*args, **kwargs)
+
+
+_compare_package.__class__ = _CallableModule
+compare = _compare_package
+
+
 def __getattr__(name: str):
     # Keep `import crossppl` light: the API (and the PPLs behind it) load on first use.
     if name in ("emit", "fit", "fit_program", "list_models", "load_spec", "prior_predictive"):
@@ -40,7 +58,7 @@ def __getattr__(name: str):
         from crossppl.datatree import load_netcdf
 
         return load_netcdf
-    if name in ("compare", "testing"):
+    if name == "testing":
         import importlib
 
         return importlib.import_module(f"crossppl.{name}")

@@ -3,7 +3,8 @@
 This is the fast conformance check of the random-number side of a translation (priors drawn
 with ``_rng`` functions, generated quantities, replicated data): it takes seconds once a
 program is built, and a precision given for an sd, or a rate for a scale, moves a prior by
-orders of magnitude. The statistics are in :mod:`crossppl.compare.prior`.
+orders of magnitude. This module runs the simulations; the statistics and the verdict are in
+:mod:`crossppl.compare.prior`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+import crossppl.backends as registered  # get_backend looked up at call time: tests replace it
+from crossppl import runner  # run_fits looked up at call time: tests replace it
+from crossppl.api import load_spec, prior_predictive
 from crossppl.config import FitConfig
 from crossppl.errors import ConfigError
-from crossppl.models import Model
+from crossppl.models import DISTRIBUTIONS, Model
 
 __all__ = ["PriorComparison", "compare_prior"]
 
@@ -77,23 +81,20 @@ def compare_prior(
     a value is non-finite or beyond 2^30 are left out in every backend alike (see
     :mod:`crossppl.compare.prior`).
     """
-    from crossppl.api import load_spec, prior_predictive
-    from crossppl.backends import backend_names, get_backend
-    from crossppl.compare.prior import prior_agreement
-    from crossppl.runner import FitJob, run_fits
+    from crossppl.compare.prior import prior_agreement, prior_verdict  # lazy: SciPy, pandas
 
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha must be strictly between 0 and 1, found {alpha!r}",
                           entry="alpha")
     FitConfig(draws=draws, seed=seed)  # validates both (same rules as a fit), before any work
     model = load_spec(spec)
-    names = list(backends) if backends is not None else list(backend_names())
+    names = list(backends) if backends is not None else list(registered.backend_names())
     for name in names:
-        get_backend(name)
-    jobs = [FitJob(name, prior_predictive,
+        registered.get_backend(name)
+    jobs = [runner.FitJob(name, prior_predictive,
                    {"spec": model, "backend": name, "draws": draws, "seed": seed})
             for name in names]
-    outcomes = run_fits(jobs, parallel=2, timeout=timeout)
+    outcomes = runner.run_fits(jobs, parallel=2, timeout=timeout)
     samples, errors, seconds = {}, {}, {}
     for name in names:
         out = outcomes[name]
@@ -108,17 +109,9 @@ def compare_prior(
                for v in idata.prior_predictive.data_vars},
         }
     if len(samples) < 2:
-        return PriorComparison(model.name, "inconclusive", None, errors, seconds)
-    from crossppl.models import DISTRIBUTIONS
-
+        return PriorComparison(model.name, prior_verdict(None), None, errors, seconds)
     counts = [d.name for d in (*model.observed, *model.generated)
               if DISTRIBUTIONS[d.dist.name].support.kind in ("count", "bounded_count")]
     agreement = prior_agreement(samples, counts=counts, alpha=alpha)
-    rejected = len(agreement.tests) > 0 and bool(agreement.tests["reject"].any())
-    if rejected or (not agreement.ok and not agreement.usable):  # tests fail, or variables differ
-        verdict = "mismatch"
-    elif errors or not agreement.ok:  # a backend failed, or too few usable draws
-        verdict = "inconclusive"
-    else:
-        verdict = "match"
+    verdict = prior_verdict(agreement, failed=bool(errors))
     return PriorComparison(model.name, verdict, agreement, errors, seconds)

@@ -25,10 +25,12 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from crossppl.progress import FitProgress
+from crossppl.api import save_netcdf
+from crossppl.datatree import load_netcdf
+from crossppl.errors import ConfigError, CrossPPLError
+from crossppl.progress import ENV, FitProgress
 
 __all__ = ["GRACE", "FitJob", "FitOutcome", "Terminated", "check_parallel", "check_timeout",
            "default_parallel", "own_resource_tracker", "run_fits", "signals_unwind"]
@@ -99,7 +101,6 @@ def own_resource_tracker() -> Iterator[None]:
 
 def check_timeout(timeout: float | None, option: str = "timeout") -> None:
     """Refuse a ``timeout`` that is not None nor a number of seconds > 0 (ConfigError)."""
-    from crossppl.errors import ConfigError
 
     ok = (isinstance(timeout, int | float) and not isinstance(timeout, bool)
           and math.isfinite(timeout) and timeout > 0)
@@ -111,7 +112,6 @@ def check_timeout(timeout: float | None, option: str = "timeout") -> None:
 
 def check_parallel(parallel: int | None, option: str = "parallel") -> None:
     """Refuse a ``parallel`` that is not None nor an integer >= 1 (ConfigError)."""
-    from crossppl.errors import ConfigError
 
     ok = isinstance(parallel, int) and not isinstance(parallel, bool) and parallel >= 1
     if parallel is not None and not ok:
@@ -161,8 +161,6 @@ def _worker(target, kwargs, out_nc: str, out_json: str, events: str | None = Non
     os.setsid()  # its own process group, so a timeout stops engine subprocesses too
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if events is not None:  # progress goes to the parent's display (crossppl.progress)
-        from crossppl.progress import ENV
-
         os.environ[ENV] = events
     if output is not None:  # and what the engines print, too: the display shows it
         sys.stdout.flush()
@@ -175,13 +173,9 @@ def _worker(target, kwargs, out_nc: str, out_json: str, events: str | None = Non
     result: dict[str, Any] = {}
     try:
         idata = target(**kwargs)
-        from crossppl.api import save_netcdf
-
         save_netcdf(idata, out_nc)
         result = {"ok": True}
     except BaseException as exc:
-        from crossppl.errors import CrossPPLError
-
         text = str(exc) if isinstance(exc, CrossPPLError) else (
             f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
         )
@@ -294,8 +288,6 @@ def _collect(name: str, nc: str, js: str, exitcode: int | None, elapsed: float) 
     if not result["ok"]:
         return FitOutcome(name, seconds=result["seconds"], error=result["error"],
                           error_type=result["error_type"])
-    from crossppl.datatree import load_netcdf
-
     return FitOutcome(name, idata=load_netcdf(nc), seconds=result["seconds"])
 
 

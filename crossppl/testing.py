@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from crossppl.datatree import as_datatree
+
 __all__ = ["assert_posteriors_match"]
 
 
@@ -29,10 +31,10 @@ def assert_posteriors_match(
         Listing the rejected tests, or the failed diagnostics when ``check_diagnostics``
         (a failed fit cannot show agreement).
     """
+    # lazy: the statistics load SciPy, pandas and ArviZ
     from crossppl.compare.agreement import pairwise_tests
     from crossppl.compare.diagnostics import diagnose
     from crossppl.compare.summary import summarize
-    from crossppl.datatree import as_datatree
 
     if len(idatas) < 2:
         raise TypeError("assert_posteriors_match needs at least two posteriors, found "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crossppl import data as bundled_data
 from crossppl.errors import DataError, SpecError
 
 __all__ = ["MAX_DIM_SIZE", "MAX_ELEMENTS", "MAX_FILE_BYTES", "bundled_data_dir", "read_data_file",
@@ -24,9 +25,7 @@ MAX_FILE_BYTES = 200 * 2**20
 
 def bundled_data_dir() -> Path:
     """The folder of the datasets shipped with crossppl."""
-    from crossppl import data
-
-    return Path(data.__file__).parent
+    return Path(bundled_data.__file__).parent
 
 
 def resolve_data_path(name: object, spec_dir: Path, file: str, entry: str) -> Path:

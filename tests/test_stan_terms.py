@@ -340,3 +340,16 @@ def test_a_terms_program_stanc_rejects_is_not_yet_translated(stan, rats, tmp_pat
     with pytest.raises(NotYetTranslated, match=r"terms program does not compile: Ill-typed "
                                                r"arguments supplied to function"):
         stan.log_density_terms(rats, program, {})
+
+
+def test_the_stan_backend_s_spread_is_compare_s():
+    """The Stan backend measures its terms' sum against its density as the comparison does
+    (it cannot import crossppl.compare, a layer above it)."""
+    from crossppl.backends.stan.backend import _difference_spread
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=20), rng.normal(size=20)
+    cases = [(a, b), (a, a + 2.0), (np.r_[a, -np.inf], np.r_[b, -np.inf]),
+             (np.r_[a, -np.inf], np.r_[b, 0.0]), (np.array([-np.inf]), np.array([-np.inf]))]
+    for x, y in cases:
+        assert _difference_spread(x, y) == constant_difference(x, y)[0]

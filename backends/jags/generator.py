@@ -50,6 +50,7 @@ from crossppl.models.ir import (
     Unary,
     Var,
 )
+from crossppl.models.spec import path_text
 
 from crossppl.errors import NotYetTranslated
 
@@ -255,8 +256,6 @@ class JagsGenerator(Generator):
 
     def header(self) -> list[str]:
         """A short comment naming the model, its source and crossppl."""
-        from crossppl.models.spec import path_text
-
         model = self.model
 
         def one_line(text: str) -> str:

@@ -27,6 +27,7 @@ from crossppl.models.ir import (
     Var,
     walk,
 )
+from crossppl.models.spec import path_text
 
 from crossppl.errors import NotYetTranslated
 
@@ -41,7 +42,6 @@ ADD, MUL, ELTWISE, UNARY, POW, POSTFIX, ATOM = 1, 2, 4, 5, 6, 7, 8
 
 class Code(str):
     """Stan source of an expression, with the binding strength of its outermost operator."""
-
     strength: int
 
     def __new__(cls, text: str, strength: int = ATOM) -> Code:
@@ -64,7 +64,6 @@ class StanDist:
     wrapped in one function of :data:`ARG_TRANSFORMS` (``"inv_sqrt(tau)"``), or a literal
     (``"0"``).
     """
-
     function: str
     args: tuple[str, ...]
 
@@ -117,7 +116,6 @@ class StanRng:
     :attr:`StanDist.args` are; ``outer`` is a function applied to the draws (``abs`` folds a
     half-normal), or None.
     """
-
     function: str
     args: tuple[str, ...]
     outer: str | None
@@ -199,7 +197,6 @@ def _nice(value: float) -> str | None:
 
 class StanGenerator(Generator):
     """Writes a :class:`~crossppl.models.ir.Model` as a Stan program; see the module docstring."""
-
     backend: ClassVar[str] = "stan"
     DIST_RULES: ClassVar[Mapping[tuple[str, str], StanDist]] = DIST_RULES
 
@@ -301,8 +298,6 @@ class StanGenerator(Generator):
     def header(self) -> list[str]:
         """A short comment naming the model, its source and crossppl."""
         model = self.model
-
-        from crossppl.models.spec import path_text
 
         def one_line(text: str) -> str:
             return " ".join(text.split())

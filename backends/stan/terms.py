@@ -44,6 +44,8 @@ from pathlib import Path
 
 from crossppl.errors import EngineError, NotYetTranslated
 
+from . import engines as stan_engines
+
 __all__ = ["CATCH_ALL", "DISCRETE", "TermsProgram", "canonical", "terms_program"]
 
 #: Name of the terms of ``target +=`` statements that are not one variable's density.
@@ -86,7 +88,6 @@ class TermsProgram:
     """A terms program: ``text``, whose ``generated quantities`` are one vector ``output`` of
     ``len(names)`` terms, ``names[k]`` the program variable (or :data:`CATCH_ALL`) of term
     ``k``."""
-
     text: str
     output: str
     names: tuple[str, ...]
@@ -116,9 +117,7 @@ def _tokens(text: str) -> list[_Token]:
 
 
 def _stanc() -> Path:
-    from .engines import _stanc_binary
-
-    return _stanc_binary()
+    return stan_engines._stanc_binary()
 
 
 def canonical(program: str, timeout: float = 60) -> str:
@@ -134,10 +133,8 @@ def canonical(program: str, timeout: float = 60) -> str:
             capture_output=True, text=True, timeout=timeout, check=False,
         )
     if done.returncode != 0:
-        from .engines import _strip_paths
-
         raise EngineError("stan", "stanc", f"stanc rejected the Stan program:\n"
-                          f"{_strip_paths(done.stderr or done.stdout)}")
+                          f"{stan_engines._strip_paths(done.stderr or done.stdout)}")
     return done.stdout
 
 
@@ -184,7 +181,6 @@ def _root(tokens: list[_Token]) -> str | None:
     """The variable whose elements ``tokens`` (a sampling statement's left-hand side) are:
     ``x``, indexed (``x[...]``), transposed, or inside a :data:`_RESHAPE` call's first
     argument; None for anything else."""
-
     def form(i: int) -> tuple[str, int] | None:
         if i >= len(tokens) or tokens[i].kind != "ident":
             return None
@@ -237,7 +233,6 @@ def _unique(base: str, taken: set[str]) -> str:
 
 class _Rewriter:
     """Rewrites a canonical model block's body into the body of the terms block."""
-
     _DENSITY = re.compile(r"^(\w+)_(lpdf|lupdf|lpmf|lupmf)$")
 
     def __init__(self, body: str, globals_: set[str], discrete: set[str], total: str,
