@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -181,14 +182,10 @@ class StanBackend(Backend):
     def declarations(self, model: Model, program: str) -> Declarations:
         """stanc's report on ``program`` (its ``--info``): parameters with their number of
         dimensions (sizes are data), transformed parameters and generated quantities."""
-        import tempfile
-
-        from .engines import stanc_info
-
         with tempfile.TemporaryDirectory(prefix="crossppl-stanc-") as tmp:
             path = Path(tmp) / f"{model.name}.stan"
             path.write_text(program, encoding="utf-8")
-            info = stanc_info(path)
+            info = stan_engines.stanc_info(path)
         params = {n: (None,) * v["dimensions"] for n, v in info["parameters"].items()}
         return Declarations(params, frozenset(info["transformed parameters"]),
                             frozenset(info["generated quantities"]), None)
