@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import importlib.metadata
 import logging
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +15,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from crossppl.models.ir import Dist, Model
+from crossppl.models.conversions import derive, lower, lower_dist, to_native
+from crossppl.models.ir import Const, Dist, Expr, Model
 from crossppl.models.spec import path_text
 
 from crossppl.config import FitConfig
@@ -61,15 +63,46 @@ class Generator:
             raise NotYetTranslated(self.backend, f"the IR node {type(node).__name__}")
         return method(node, target)
 
-    def dist_rule(self, dist: Dist) -> Any:
-        """The rule that writes ``dist``; raises if this backend has none."""
-        rule = self.DIST_RULES.get((dist.name, dist.parameterization))
-        if rule is None:
+    #: Helpers of the conversion table (:data:`crossppl.models.conversions.HELPERS`) this
+    #: backend writes itself; the others are expanded into spec functions.
+    HELPERS: ClassVar[frozenset[str]] = frozenset()
+
+    def fold(self, value: float) -> Expr | None:
+        """A literal for a helper's value at constant arguments, or None to write the call
+        (the default: no folding)."""
+        return None
+
+    def native(self, dist: Dist, rules: Mapping[tuple[str, str], Any] | None = None,
+               what: str | None = None) -> tuple[Dist, Any]:
+        """``dist`` in a parameterization this backend writes natively (rewritten through the
+        conversion table where needed) and its rule from ``rules`` (default
+        :attr:`DIST_RULES`); raises NotYetTranslated when none is reachable."""
+        rules = self.DIST_RULES if rules is None else rules
+        converted = to_native(dist, rules)
+        if converted is None:
             raise NotYetTranslated(
                 self.backend,
-                f"the distribution {dist.name} with parameterization {dist.parameterization!r}",
+                what or f"the distribution {dist.name} with parameterization "
+                        f"{dist.parameterization!r}",
             )
-        return rule
+        rule = rules[converted.name, converted.parameterization]
+        return lower_dist(converted, self.HELPERS, self.fold), rule
+
+    def dist_rule(self, dist: Dist) -> Any:
+        """The rule that writes ``dist`` (in a native parameterization); raises if none."""
+        return self.native(dist)[1]
+
+    def rule_arg(self, dist: Dist, name: str) -> Expr:
+        """The argument a rule names: a numeric literal (``"0"``), an argument of ``dist``, or
+        one derived from them through the conversion table (``"tau"`` of a Cauchy's scale)."""
+        if re.fullmatch(r"-?\d+(\.\d*)?", name):
+            return Const(float(name) if "." in name else int(name))
+        node = derive(dist.name, name, dict(dist.args))
+        if node is None:
+            raise NotYetTranslated(
+                self.backend, f"the argument {name} of the distribution {dist.name} with "
+                              f"parameterization {dist.parameterization!r}")
+        return lower(node, self.HELPERS, self.fold)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 from crossppl.backends import backend_names
-from crossppl.models import bundled_specs
+from crossppl.models import DISTRIBUTIONS, bundled_specs
+from crossppl.models.conversions import to_native
+from crossppl.models.ir import Dist, Role, Var
 
 #: Every registered backend (entry points); conformance tests are parametrized over these.
 BACKENDS = backend_names()
@@ -99,3 +101,46 @@ def assert_matches_golden(emitted: str, name: str, test_file: str) -> None:
         f"review it and regenerate with CROSSPPL_UPDATE_GOLDEN=1 .venv/bin/pytest "
         f"{test_file} -k golden\n{diff}"
     )
+
+
+#: Every (row name, parameterization key) of the distribution table.
+TABLE_KEYS = {(row.name, p.key) for row in DISTRIBUTIONS.values() for p in row.parameterizations}
+
+
+def table_dist(row_name: str, key: str) -> Dist:
+    """A distribution of the table in parameterization ``key``, each argument a scalar
+    parameter named after it."""
+    params = DISTRIBUTIONS[row_name].parameterization(key).params
+    return Dist(row_name, key, tuple((p, Var(p, Role.PARAM, ())) for p in params), ())
+
+
+def untranslatable(rules) -> set[tuple[str, str]]:
+    """The (row, parameterization) pairs of the table that a backend's ``rules`` write neither
+    natively nor through the conversion table."""
+    return {key for key in TABLE_KEYS if to_native(table_dist(*key), rules) is None}
+
+
+def evaluate(node, values=None):
+    """The value of an IR expression (spec functions and the conversion helpers) with the
+    variables' values by name; numpy broadcasting, for expressions over at most one dim."""
+    import numpy as np
+    from crossppl.models.conversions import HELPERS
+    from crossppl.models.ir import Binary, Call, Const, Unary
+    from scipy import special
+
+    funcs = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "inv_logit": special.expit,
+             "logit": special.logit, "abs": np.abs, "pow": np.power,
+             **{name: h.value for name, h in HELPERS.items()}}
+    ops = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+           "pow": np.power}
+    if isinstance(node, Const):
+        return float(node.value)
+    if isinstance(node, Var):
+        return np.asarray(values[node.name], dtype=float)
+    if isinstance(node, Unary):
+        return -evaluate(node.operand, values)
+    if isinstance(node, Binary):
+        return ops[node.op](evaluate(node.left, values), evaluate(node.right, values))
+    if isinstance(node, Call):
+        return funcs[node.func](*(evaluate(a, values) for a in node.args))
+    raise AssertionError(node)

@@ -10,8 +10,9 @@ program of the BUGS Examples, Vol. I):
   ``alpha + beta * x`` is ``alpha[i] + beta[i] * x[j]``; a ``(week, rat)`` quantity would be
   ``z[j, i]``. Index data (``base[index]``) are passed 1-based and written ``base[index[i]]``.
 * Distributions come from :data:`DIST_RULES`, in BUGS's parameterizations: precisions for
-  normal, lognormal and Student t (``dnorm(mu, tau)``; a spec's ``sigma`` is written
-  ``pow(sigma, -2)``, folded where ``sigma`` is a constant with a short exact precision),
+  normal, lognormal and Student t (``dnorm(mu, tau)``; a spec's ``sigma`` is rewritten through
+  :mod:`crossppl.models.conversions` to ``pow(sigma, -2)``, folded where ``sigma`` is a constant
+  with a short exact precision),
   ``dgamma(shape, rate)``, ``dbin(p, n)`` (probability first), half distributions as truncated
   ones (``dnorm(0, tau) T(0,)``), log-odds and log-rates through ``ilogit`` and ``exp``.
 * Parameters, observed variables and the spec's ``[generated]`` quantities are stochastic nodes
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -81,11 +82,12 @@ def paren(code: str, strength: int) -> Code:
 
 @dataclass(frozen=True, slots=True)
 class JagsDist:
-    """How JAGS writes one (row, parameterization) of the distribution table.
+    """How JAGS writes one native (row, parameterization) of the distribution table.
 
-    ``args`` are JAGS's arguments in order, each the name of one of the row's arguments, that
-    name wrapped in one function of :data:`ARG_TRANSFORMS` (``"prec(sigma)"``), or a literal
-    (``"0"``); ``truncation`` follows the call (``"T(0,)"`` folds a distribution at 0).
+    ``args`` are JAGS's arguments in order: each names an argument of the row, one derived from
+    them through :mod:`crossppl.models.conversions` (``"tau"`` of a scale ``sigma`` is written
+    ``pow(sigma, -2)``), or is a literal (``"0"``); ``truncation`` follows the call (``"T(0,)"``
+    folds a distribution at 0).
     """
 
     function: str
@@ -105,44 +107,25 @@ class JagsDist:
         return f"logdensity.{self.function[1:]}"
 
 
-#: Functions a rule may apply to an argument: how each is written, and its value (to fold
-#: constant arguments).
-ARG_TRANSFORMS: dict[str, tuple[str, Callable[[float], float]]] = {
-    "prec": ("pow({}, -2)", lambda v: v**-2),
-    "inv": ("1 / {}", lambda v: 1 / v),
-    "ilogit": ("ilogit({})", lambda v: 1 / (1 + math.exp(-v))),
-    "exp": ("exp({})", math.exp),
-}
-
-#: (row name, parameterization key) -> how JAGS writes it. ``inverse_gamma`` has no JAGS
-#: distribution (it is ``1 / dgamma``, a logical node, which cannot carry the spec's name as a
-#: parameter), so it raises NotYetTranslated.
+#: (row name, parameterization key) -> how JAGS writes it, for BUGS's native parameterizations
+#: (precisions, rates, probabilities); the others are rewritten through the conversion table.
+#: ``inverse_gamma`` has no JAGS distribution (it is ``1 / dgamma``, a logical node, which
+#: cannot carry the spec's name as a parameter), so it raises NotYetTranslated.
 DIST_RULES: dict[tuple[str, str], JagsDist] = {
-    ("normal", "sigma"): JagsDist("dnorm", "mu", "prec(sigma)"),
     ("normal", "tau"): JagsDist("dnorm", "mu", "tau"),
-    ("half_normal", "sigma"): JagsDist("dnorm", "0", "prec(sigma)", truncation="T(0,)"),
     ("half_normal", "tau"): JagsDist("dnorm", "0", "tau", truncation="T(0,)"),
-    ("student_t", "sigma"): JagsDist("dt", "mu", "prec(sigma)", "nu"),
     ("student_t", "tau"): JagsDist("dt", "mu", "tau", "nu"),
-    ("cauchy", "sigma"): JagsDist("dt", "mu", "prec(sigma)", "1"),
-    ("half_cauchy", "sigma"): JagsDist("dt", "0", "prec(sigma)", "1", truncation="T(0,)"),
-    ("lognormal", "sigma"): JagsDist("dlnorm", "mu", "prec(sigma)"),
+    ("cauchy", "sigma"): JagsDist("dt", "mu", "tau", "1"),
+    ("half_cauchy", "sigma"): JagsDist("dt", "0", "tau", "1", truncation="T(0,)"),
     ("lognormal", "tau"): JagsDist("dlnorm", "mu", "tau"),
     ("exponential", "rate"): JagsDist("dexp", "rate"),
-    ("exponential", "scale"): JagsDist("dexp", "inv(scale)"),
     ("gamma", "rate"): JagsDist("dgamma", "shape", "rate"),
-    ("gamma", "scale"): JagsDist("dgamma", "shape", "inv(scale)"),
     ("beta", "default"): JagsDist("dbeta", "alpha", "beta"),
     ("uniform", "default"): JagsDist("dunif", "lower", "upper"),
     ("bernoulli", "p"): JagsDist("dbern", "p"),
-    ("bernoulli", "logit_p"): JagsDist("dbern", "ilogit(logit_p)"),
     ("binomial", "p"): JagsDist("dbin", "p", "n"),
-    ("binomial", "logit_p"): JagsDist("dbin", "ilogit(logit_p)", "n"),
     ("poisson", "rate"): JagsDist("dpois", "rate"),
-    ("poisson", "log_rate"): JagsDist("dpois", "exp(log_rate)"),
 }
-
-_ARG_TEMPLATE = re.compile(r"^(?:(\w+)\()?(\w+)\)?$")
 
 # Spec functions -> JAGS's (elementwise on scalars; every use is inside the loops).
 _FUNCTIONS = {"exp": "exp", "log": "log", "sqrt": "sqrt", "inv_logit": "ilogit",
@@ -195,6 +178,12 @@ class JagsGenerator(Generator):
     backend: ClassVar[str] = "jags"
     DIST_RULES: ClassVar[Mapping[tuple[str, str], JagsDist]] = DIST_RULES
 
+    def fold(self, value: float) -> Const | None:
+        """A constant argument's precision or rate, where short and exact (``dnorm(0, 0.04)``
+        for a standard deviation of 5)."""
+        nice = _nice(value)
+        return Const(float(nice)) if nice is not None else None
+
     def __init__(self, model: Model) -> None:
         super().__init__(model)
         taken = {d.name for d in model.data} | {s.name for s in model.recorded}
@@ -233,9 +222,9 @@ class JagsGenerator(Generator):
         terms: list[tuple[tuple[str, ...], str]] = []
         sums: list[tuple[tuple[str, ...], str]] = []
         for decl in (*model.parameters, *model.observed):
-            rule = self.dist_rule(decl.dist)
+            dist, rule = self.native(decl.dist)
             self.enter(decl.dims)
-            call = self.dist_args(decl.dist, rule)
+            call = self.dist_args(dist, rule)
             target = self.ref(decl.name, decl.dims)
             node = density_name(decl.name)
             if decl.dims:
@@ -325,7 +314,7 @@ class JagsGenerator(Generator):
 
     def stochastic(self, name: str, dims: tuple[str, ...], dist: Dist) -> str:
         """``name[...] ~ dfoo(...)`` inside loops over ``dims``."""
-        rule = self.dist_rule(dist)
+        dist, rule = self.native(dist)
         self.enter(dims)
         call = f"{rule.function}({self.dist_args(dist, rule)})"
         if rule.truncation:
@@ -338,27 +327,10 @@ class JagsGenerator(Generator):
         return f"{self.ref(derived.name, derived.dims)} <- {self.expr(derived.expr, derived.dims)}"
 
     def dist_args(self, dist: Dist, rule: JagsDist) -> str:
-        """The arguments of ``rule``'s call for ``dist``, at the current loop indexes."""
-        args = []
-        for template in rule.args:
-            match = _ARG_TEMPLATE.match(template)
-            transform, arg_name = match.groups() if match else (None, template)
-            if arg_name not in dict(dist.args):
-                args.append(template)
-                continue
-            arg = dist.arg(arg_name)
-            code = self.expr(arg, tuple(self.loop))
-            if transform:
-                form, value = ARG_TRANSFORMS[transform]
-                nice = _nice(value(float(arg.value))) if isinstance(arg, Const) else None
-                if nice is not None:
-                    code = _literal(float(nice))
-                elif form.startswith("1 /"):
-                    code = Code(form.format(paren(code, MUL + 1)), MUL)
-                else:
-                    code = Code(form.format(code))
-            args.append(code)
-        return ", ".join(args)
+        """The arguments of ``rule``'s call for ``dist`` (in ``rule``'s parameterization), at the
+        current loop indexes."""
+        return ", ".join(self.expr(self.rule_arg(dist, name), tuple(self.loop))
+                         for name in rule.args)
 
     # -- expressions ----------------------------------------------------------------------------
     def expr(self, node: Any, target: tuple[str, ...]) -> Code:

@@ -3,17 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
 from crossppl.models.ir import (
-    Binary,
-    Call,
-    Const,
     DerivedDecl,
     Dist,
-    Expr,
     GeneratedDecl,
     ObservedDecl,
     ParamDecl,
@@ -43,38 +39,19 @@ GENERATED_STREAM = 1
 # -- the distribution table ---------------------------------------------------------------------
 
 
-def _precision_to_scale(tau: Expr) -> Expr:
-    """``1 / sqrt(tau)``: the standard deviation of precision ``tau``."""
-    return Binary("div", Const(1), Call("sqrt", (tau,), tau.dims), tau.dims)
-
-
-def _reciprocal(value: Expr) -> Expr:
-    """``1 / value``: a rate from a scale."""
-    return Binary("div", Const(1), value, value.dims)
-
-
-def _exp(value: Expr) -> Expr:
-    """``exp(value)``: a rate from a log rate."""
-    return Call("exp", (value,), value.dims)
-
-
 @dataclass(frozen=True, slots=True)
 class Arg:
-    """One argument of a NumPyro distribution.
-
-    ``source`` is the name of the spec argument it is computed from, ``transform`` (if any)
-    rewrites that argument's IR (e.g. precision -> scale) and ``keyword`` writes the argument
-    by name (``probs=p``) instead of by position.
-    """
+    """One argument of a NumPyro distribution: ``source`` names an argument of the row (or one
+    derived from them through :mod:`crossppl.models.conversions`), and ``keyword`` writes it by
+    name (``probs=p``) instead of by position."""
 
     source: str
-    transform: Callable[[Expr], Expr] | None = None
     keyword: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class DistRule:
-    """How to write one ``(row, parameterization)``: ``dist.<ctor>(<args>)``."""
+    """How to write one native ``(row, parameterization)``: ``dist.<ctor>(<args>)``."""
 
     ctor: str
     args: tuple[Arg, ...]
@@ -84,23 +61,18 @@ def _rule(ctor: str, *args: str | Arg) -> DistRule:
     return DistRule(ctor, tuple(a if isinstance(a, Arg) else Arg(a) for a in args))
 
 
-#: ``(row name, parameterization key)`` -> how NumPyro writes it. Every pair of
-#: :data:`crossppl.models.distributions.DISTRIBUTIONS` has a rule (a test checks it).
+#: ``(row name, parameterization key)`` -> how NumPyro writes it, for NumPyro's native
+#: parameterizations; the others are rewritten through the conversion table (a precision as
+#: ``1 / jnp.sqrt(tau)``).
 DIST_RULES: dict[tuple[str, str], DistRule] = {
     ("normal", "sigma"): _rule("Normal", "mu", "sigma"),
-    ("normal", "tau"): _rule("Normal", "mu", Arg("tau", _precision_to_scale)),
     ("half_normal", "sigma"): _rule("HalfNormal", "sigma"),
-    ("half_normal", "tau"): _rule("HalfNormal", Arg("tau", _precision_to_scale)),
     ("student_t", "sigma"): _rule("StudentT", "nu", "mu", "sigma"),
-    ("student_t", "tau"): _rule("StudentT", "nu", "mu", Arg("tau", _precision_to_scale)),
     ("cauchy", "sigma"): _rule("Cauchy", "mu", "sigma"),
     ("half_cauchy", "sigma"): _rule("HalfCauchy", "sigma"),
     ("lognormal", "sigma"): _rule("LogNormal", "mu", "sigma"),
-    ("lognormal", "tau"): _rule("LogNormal", "mu", Arg("tau", _precision_to_scale)),
     ("exponential", "rate"): _rule("Exponential", "rate"),
-    ("exponential", "scale"): _rule("Exponential", Arg("scale", _reciprocal)),
     ("gamma", "rate"): _rule("Gamma", "shape", "rate"),
-    ("gamma", "scale"): _rule("Gamma", "shape", Arg("scale", _reciprocal)),
     # NumPyro's InverseGamma "rate" is the scale beta of Stan's inv_gamma(alpha, beta): the
     # density is beta^alpha / Gamma(alpha) x^(-alpha - 1) exp(-beta / x) in both.
     ("inverse_gamma", "scale"): _rule("InverseGamma", "shape", "scale"),
@@ -111,7 +83,6 @@ DIST_RULES: dict[tuple[str, str], DistRule] = {
     ("binomial", "p"): _rule("Binomial", "n", Arg("p", keyword="probs")),
     ("binomial", "logit_p"): _rule("Binomial", "n", Arg("logit_p", keyword="logits")),
     ("poisson", "rate"): _rule("Poisson", "rate"),
-    ("poisson", "log_rate"): _rule("Poisson", Arg("log_rate", _exp)),
 }
 
 #: Spec functions -> the JAX function that computes them.
@@ -136,14 +107,10 @@ class NumPyroGenerator(PythonGenerator):
     # -- distributions -----------------------------------------------------------------------
     def dist_call(self, d: Dist, target: tuple[str, ...]) -> CallCode:
         """``dist.<Name>(...)`` for ``d`` with every argument aligned to ``target``."""
-        rule = self.dist_rule(d)
-        given = dict(d.args)
+        d, rule = self.native(d)
         args: list[str] = []
         for arg in rule.args:
-            node = given[arg.source]
-            if arg.transform is not None:
-                node = arg.transform(node)
-            code = self.expr(node, target)
+            code = self.expr(self.rule_arg(d, arg.source), target)
             args.append(f"{arg.keyword}={code}" if arg.keyword else code)
         return CallCode(f"dist.{rule.ctor}", tuple(args))
 

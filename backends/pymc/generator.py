@@ -6,15 +6,12 @@ from __future__ import annotations
 import dataclasses
 import textwrap
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from crossppl.models.ir import (
-    Binary,
     Call,
-    Const,
     DerivedDecl,
     Dist,
-    Expr,
     GeneratedDecl,
     ObservedDecl,
     ParamDecl,
@@ -30,50 +27,45 @@ __all__ = ["DIST_RULES", "FUNCTIONS", "PyMCDist", "PyMCGenerator"]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PyMCDist:
-    """How to write one (row, parameterization) of the distribution table in PyMC.
+    """How to write one native (row, parameterization) of the distribution table in PyMC.
 
-    ``cls`` is the PyMC distribution class; ``kwargs`` are ``(pymc keyword, IR argument)`` pairs,
-    or ``(pymc keyword, IR argument, rewrite)`` where ``rewrite`` maps the argument's IR
-    expression to the expression PyMC takes (``beta=1 / scale``).
+    ``cls`` is the PyMC distribution class; ``kwargs`` are ``(pymc keyword, argument)`` pairs,
+    each argument one of the row's (or derived from them through
+    :mod:`crossppl.models.conversions`).
     """
 
     cls: str
-    kwargs: tuple[tuple[Any, ...], ...]
+    kwargs: tuple[tuple[str, str], ...]
 
 
-def _reciprocal(e: Expr) -> Expr:
-    return Binary("div", Const(1), e, e.dims)
+def _dist(cls: str, **kwargs: str) -> PyMCDist:
+    return PyMCDist(cls, tuple(kwargs.items()))
 
 
-def _exp(e: Expr) -> Expr:
-    return Call("exp", (e,), e.dims)
-
-
-#: (row name, parameterization key) -> PyMC call; PyMC's native parameterizations throughout.
+#: (row name, parameterization key) -> PyMC call, for PyMC's native parameterizations; the others
+#: are rewritten through the conversion table (a gamma's scale as ``beta=1 / scale``).
 DIST_RULES: dict[tuple[str, str], PyMCDist] = {
-    ("normal", "sigma"): PyMCDist("Normal", (("mu", "mu"), ("sigma", "sigma"))),
-    ("normal", "tau"): PyMCDist("Normal", (("mu", "mu"), ("tau", "tau"))),
-    ("half_normal", "sigma"): PyMCDist("HalfNormal", (("sigma", "sigma"),)),
-    ("half_normal", "tau"): PyMCDist("HalfNormal", (("tau", "tau"),)),
-    ("student_t", "sigma"): PyMCDist("StudentT", (("nu", "nu"), ("mu", "mu"), ("sigma", "sigma"))),
-    ("student_t", "tau"): PyMCDist("StudentT", (("nu", "nu"), ("mu", "mu"), ("lam", "tau"))),
-    ("cauchy", "sigma"): PyMCDist("Cauchy", (("alpha", "mu"), ("beta", "sigma"))),
-    ("half_cauchy", "sigma"): PyMCDist("HalfCauchy", (("beta", "sigma"),)),
-    ("lognormal", "sigma"): PyMCDist("LogNormal", (("mu", "mu"), ("sigma", "sigma"))),
-    ("lognormal", "tau"): PyMCDist("LogNormal", (("mu", "mu"), ("tau", "tau"))),
-    ("exponential", "rate"): PyMCDist("Exponential", (("lam", "rate"),)),
-    ("exponential", "scale"): PyMCDist("Exponential", (("scale", "scale"),)),
-    ("gamma", "rate"): PyMCDist("Gamma", (("alpha", "shape"), ("beta", "rate"))),
-    ("gamma", "scale"): PyMCDist("Gamma", (("alpha", "shape"), ("beta", "scale", _reciprocal))),
-    ("inverse_gamma", "scale"): PyMCDist("InverseGamma", (("alpha", "shape"), ("beta", "scale"))),
-    ("beta", "default"): PyMCDist("Beta", (("alpha", "alpha"), ("beta", "beta"))),
-    ("uniform", "default"): PyMCDist("Uniform", (("lower", "lower"), ("upper", "upper"))),
-    ("bernoulli", "p"): PyMCDist("Bernoulli", (("p", "p"),)),
-    ("bernoulli", "logit_p"): PyMCDist("Bernoulli", (("logit_p", "logit_p"),)),
-    ("binomial", "p"): PyMCDist("Binomial", (("n", "n"), ("p", "p"))),
-    ("binomial", "logit_p"): PyMCDist("Binomial", (("n", "n"), ("logit_p", "logit_p"))),
-    ("poisson", "rate"): PyMCDist("Poisson", (("mu", "rate"),)),
-    ("poisson", "log_rate"): PyMCDist("Poisson", (("mu", "log_rate", _exp),)),
+    ("normal", "sigma"): _dist("Normal", mu="mu", sigma="sigma"),
+    ("normal", "tau"): _dist("Normal", mu="mu", tau="tau"),
+    ("half_normal", "sigma"): _dist("HalfNormal", sigma="sigma"),
+    ("half_normal", "tau"): _dist("HalfNormal", tau="tau"),
+    ("student_t", "sigma"): _dist("StudentT", nu="nu", mu="mu", sigma="sigma"),
+    ("student_t", "tau"): _dist("StudentT", nu="nu", mu="mu", lam="tau"),
+    ("cauchy", "sigma"): _dist("Cauchy", alpha="mu", beta="sigma"),
+    ("half_cauchy", "sigma"): _dist("HalfCauchy", beta="sigma"),
+    ("lognormal", "sigma"): _dist("LogNormal", mu="mu", sigma="sigma"),
+    ("lognormal", "tau"): _dist("LogNormal", mu="mu", tau="tau"),
+    ("exponential", "rate"): _dist("Exponential", lam="rate"),
+    ("exponential", "scale"): _dist("Exponential", scale="scale"),
+    ("gamma", "rate"): _dist("Gamma", alpha="shape", beta="rate"),
+    ("inverse_gamma", "scale"): _dist("InverseGamma", alpha="shape", beta="scale"),
+    ("beta", "default"): _dist("Beta", alpha="alpha", beta="beta"),
+    ("uniform", "default"): _dist("Uniform", lower="lower", upper="upper"),
+    ("bernoulli", "p"): _dist("Bernoulli", p="p"),
+    ("bernoulli", "logit_p"): _dist("Bernoulli", logit_p="logit_p"),
+    ("binomial", "p"): _dist("Binomial", n="n", p="p"),
+    ("binomial", "logit_p"): _dist("Binomial", n="n", logit_p="logit_p"),
+    ("poisson", "rate"): _dist("Poisson", mu="rate"),
 }
 
 #: Spec-language function -> PyMC/PyTensor function.
@@ -113,14 +105,9 @@ class PyMCGenerator(PythonGenerator):
     # -- statements -------------------------------------------------------------------------------
     def dist_args(self, dist: Dist, target: tuple[str, ...]) -> tuple[str, list[str]]:
         """The PyMC class and keyword arguments of ``dist``, laid out against ``target``."""
-        rule = self.dist_rule(dist)
-        args = []
-        for kw in rule.kwargs:
-            keyword, name, *rewrite = kw
-            node = dist.arg(name)
-            if rewrite:
-                node = rewrite[0](node)
-            args.append(f"{keyword}={self.expr(node, target)}")
+        dist, rule = self.native(dist)
+        args = [f"{keyword}={self.expr(self.rule_arg(dist, name), target)}"
+                for keyword, name in rule.kwargs]
         return f"pm.{rule.cls}", args
 
     def lhs(self, name: str) -> str | None:

@@ -9,13 +9,14 @@ The generator writes what a Stan programmer would write by hand:
   ``(b, a)`` matrix ``m'``, and the product of an ``a``-vector and a ``b``-vector is the outer
   product ``v * w'``. Every sub-expression is computed at its own dims and broadcast only where it
   meets a bigger one.
-* Distributions come from :data:`DIST_RULES` (one entry per row and parameterization of
-  :data:`crossppl.models.distributions.DISTRIBUTIONS`); sampling statements use ``~``, vectorized,
-  a matrix through ``to_vector``.
+* Distributions come from :data:`DIST_RULES` (one entry per parameterization Stan writes
+  natively; the others are rewritten through :mod:`crossppl.models.conversions`, a precision
+  ``tau`` as ``inv_sqrt(tau)``); sampling statements use ``~``, vectorized, a matrix through
+  ``to_vector``.
 * Parameters get the constraint of their distribution's support; derived quantities used by the
   model are ``transformed parameters``, the others ``generated quantities``.
 * A spec's ``[generated]`` quantities are drawn in ``generated quantities``, after the derived
-  ones, with the vectorized ``_rng`` functions of :data:`RNG_RULES`: ``real`` / ``vector`` /
+  ones, with the vectorized ``_rng`` functions of the same rules: ``real`` / ``vector`` /
   ``matrix`` for a continuous distribution, ``int`` / ``array[...] int`` for a discrete one.
 * :meth:`StanGenerator.prior_program` writes the prior predictive program (a data block without
   the observed values and one ``generated quantities`` block), run with ``fixed_param``.
@@ -56,16 +57,14 @@ not fit) are :class:`~crossppl.backends.userprog.ProgramError`, which names the 
 """
 
 from .backend import StanBackend, prior_data, stan_data, user_data
-from .generator import DIST_RULES, RNG_RULES, Code, StanDist, StanGenerator, StanRng
+from .generator import DIST_RULES, Code, StanDist, StanGenerator
 
 __all__ = [
     "DIST_RULES",
-    "RNG_RULES",
     "Code",
     "StanBackend",
     "StanDist",
     "StanGenerator",
-    "StanRng",
     "prior_data",
     "stan_data",
     "user_data",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,7 +33,7 @@ from crossppl.errors import NotYetTranslated
 
 from ..base import Generator
 
-__all__ = ["DIST_RULES", "RNG_RULES", "Code", "StanDist", "StanGenerator", "StanRng"]
+__all__ = ["DIST_RULES", "Code", "StanDist", "StanGenerator"]
 
 # How tightly the outermost operator of a piece of Stan code binds (Stan's precedence table,
 # higher binds tighter): + -, then * /, then .* ./, then unary -, then ^ .^, then postfix '.
@@ -42,6 +42,7 @@ ADD, MUL, ELTWISE, UNARY, POW, POSTFIX, ATOM = 1, 2, 4, 5, 6, 7, 8
 
 class Code(str):
     """Stan source of an expression, with the binding strength of its outermost operator."""
+
     strength: int
 
     def __new__(cls, text: str, strength: int = ATOM) -> Code:
@@ -58,103 +59,56 @@ def paren(code: str, strength: int) -> Code:
 
 @dataclass(frozen=True, slots=True)
 class StanDist:
-    """How Stan writes one (row, parameterization) of the distribution table.
+    """How Stan writes one native (row, parameterization) of the distribution table.
 
-    ``args`` are Stan's arguments in order, each the name of one of the row's arguments, that name
-    wrapped in one function of :data:`ARG_TRANSFORMS` (``"inv_sqrt(tau)"``), or a literal
-    (``"0"``).
+    ``args`` are Stan's arguments in order: each names an argument of the row, one derived from
+    them through :mod:`crossppl.models.conversions`, or is a literal (``"0"``). ``rng`` is the
+    vectorized ``_rng`` function that draws from it (generated quantities, prior predictive
+    programs; None: drawn through another parameterization of the row) and ``outer`` a function
+    applied to the draws (``abs`` folds a half-normal).
     """
+
     function: str
     args: tuple[str, ...]
-
-    def __init__(self, function: str, *args: str) -> None:
-        object.__setattr__(self, "function", function)
-        object.__setattr__(self, "args", args)
-
-
-#: Functions a rule may apply to an argument, with their value (to fold constant arguments).
-ARG_TRANSFORMS: dict[str, Callable[[float], float]] = {
-    "inv_sqrt": lambda v: 1 / math.sqrt(v),
-    "inv": lambda v: 1 / v,
-    "inv_logit": lambda v: 1 / (1 + math.exp(-v)),
-}
-
-#: (row name, parameterization key) -> how Stan writes it. Every row of the table is covered.
-DIST_RULES: dict[tuple[str, str], StanDist] = {
-    ("normal", "sigma"): StanDist("normal", "mu", "sigma"),
-    ("normal", "tau"): StanDist("normal", "mu", "inv_sqrt(tau)"),
-    ("half_normal", "sigma"): StanDist("normal", "0", "sigma"),
-    ("half_normal", "tau"): StanDist("normal", "0", "inv_sqrt(tau)"),
-    ("student_t", "sigma"): StanDist("student_t", "nu", "mu", "sigma"),
-    ("student_t", "tau"): StanDist("student_t", "nu", "mu", "inv_sqrt(tau)"),
-    ("cauchy", "sigma"): StanDist("cauchy", "mu", "sigma"),
-    ("half_cauchy", "sigma"): StanDist("cauchy", "0", "sigma"),
-    ("lognormal", "sigma"): StanDist("lognormal", "mu", "sigma"),
-    ("lognormal", "tau"): StanDist("lognormal", "mu", "inv_sqrt(tau)"),
-    ("exponential", "rate"): StanDist("exponential", "rate"),
-    ("exponential", "scale"): StanDist("exponential", "inv(scale)"),
-    ("gamma", "rate"): StanDist("gamma", "shape", "rate"),
-    ("gamma", "scale"): StanDist("gamma", "shape", "inv(scale)"),
-    ("inverse_gamma", "scale"): StanDist("inv_gamma", "shape", "scale"),
-    ("beta", "default"): StanDist("beta", "alpha", "beta"),
-    ("uniform", "default"): StanDist("uniform", "lower", "upper"),
-    ("bernoulli", "p"): StanDist("bernoulli", "p"),
-    ("bernoulli", "logit_p"): StanDist("bernoulli_logit", "logit_p"),
-    ("binomial", "p"): StanDist("binomial", "n", "p"),
-    ("binomial", "logit_p"): StanDist("binomial_logit", "n", "logit_p"),
-    ("poisson", "rate"): StanDist("poisson", "rate"),
-    ("poisson", "log_rate"): StanDist("poisson_log", "log_rate"),
-}
-
-
-
-@dataclass(frozen=True, slots=True)
-class StanRng:
-    """How Stan draws from one (row, parameterization) in ``generated quantities``.
-
-    ``function`` is a vectorized ``_rng`` function and ``args`` are written as
-    :attr:`StanDist.args` are; ``outer`` is a function applied to the draws (``abs`` folds a
-    half-normal), or None.
-    """
-    function: str
-    args: tuple[str, ...]
+    rng: str | None
     outer: str | None
 
-    def __init__(self, function: str, *args: str, outer: str | None = None) -> None:
+    def __init__(self, function: str, *args: str, rng: str | None = None,
+                 outer: str | None = None) -> None:
         object.__setattr__(self, "function", function)
         object.__setattr__(self, "args", args)
+        object.__setattr__(self, "rng", rng)
         object.__setattr__(self, "outer", outer)
 
 
-#: (row name, parameterization key) -> how Stan draws from it. Every row of the table is covered;
-#: Stan has no ``binomial_logit_rng``, so log-odds go through ``inv_logit``.
-RNG_RULES: dict[tuple[str, str], StanRng] = {
-    ("normal", "sigma"): StanRng("normal_rng", "mu", "sigma"),
-    ("normal", "tau"): StanRng("normal_rng", "mu", "inv_sqrt(tau)"),
-    ("half_normal", "sigma"): StanRng("normal_rng", "0", "sigma", outer="abs"),
-    ("half_normal", "tau"): StanRng("normal_rng", "0", "inv_sqrt(tau)", outer="abs"),
-    ("student_t", "sigma"): StanRng("student_t_rng", "nu", "mu", "sigma"),
-    ("student_t", "tau"): StanRng("student_t_rng", "nu", "mu", "inv_sqrt(tau)"),
-    ("cauchy", "sigma"): StanRng("cauchy_rng", "mu", "sigma"),
-    ("half_cauchy", "sigma"): StanRng("cauchy_rng", "0", "sigma", outer="abs"),
-    ("lognormal", "sigma"): StanRng("lognormal_rng", "mu", "sigma"),
-    ("lognormal", "tau"): StanRng("lognormal_rng", "mu", "inv_sqrt(tau)"),
-    ("exponential", "rate"): StanRng("exponential_rng", "rate"),
-    ("exponential", "scale"): StanRng("exponential_rng", "inv(scale)"),
-    ("gamma", "rate"): StanRng("gamma_rng", "shape", "rate"),
-    ("gamma", "scale"): StanRng("gamma_rng", "shape", "inv(scale)"),
-    ("inverse_gamma", "scale"): StanRng("inv_gamma_rng", "shape", "scale"),
-    ("beta", "default"): StanRng("beta_rng", "alpha", "beta"),
-    ("uniform", "default"): StanRng("uniform_rng", "lower", "upper"),
-    ("bernoulli", "p"): StanRng("bernoulli_rng", "p"),
-    ("bernoulli", "logit_p"): StanRng("bernoulli_logit_rng", "logit_p"),
-    ("binomial", "p"): StanRng("binomial_rng", "n", "p"),
-    ("binomial", "logit_p"): StanRng("binomial_rng", "n", "inv_logit(logit_p)"),
-    ("poisson", "rate"): StanRng("poisson_rng", "rate"),
-    ("poisson", "log_rate"): StanRng("poisson_log_rng", "log_rate"),
-}
+def _rule(function: str, *args: str, outer: str | None = None) -> StanDist:
+    """A rule whose ``_rng`` function is ``function_rng``."""
+    return StanDist(function, *args, rng=f"{function}_rng", outer=outer)
 
-_ARG_TEMPLATE = re.compile(r"^(?:(\w+)\()?(\w+)\)?$")
+
+#: (row name, parameterization key) -> how Stan writes it, for the parameterizations Stan takes
+#: natively; the others (precisions, scales of the exponential and gamma) are rewritten through
+#: the conversion table (``normal(mu, inv_sqrt(tau))``). Stan has no ``binomial_logit_rng``:
+#: log-odds are drawn as ``binomial_rng(n, inv_logit(logit_p))``.
+DIST_RULES: dict[tuple[str, str], StanDist] = {
+    ("normal", "sigma"): _rule("normal", "mu", "sigma"),
+    ("half_normal", "sigma"): StanDist("normal", "0", "sigma", rng="normal_rng", outer="abs"),
+    ("student_t", "sigma"): _rule("student_t", "nu", "mu", "sigma"),
+    ("cauchy", "sigma"): _rule("cauchy", "mu", "sigma"),
+    ("half_cauchy", "sigma"): StanDist("cauchy", "0", "sigma", rng="cauchy_rng", outer="abs"),
+    ("lognormal", "sigma"): _rule("lognormal", "mu", "sigma"),
+    ("exponential", "rate"): _rule("exponential", "rate"),
+    ("gamma", "rate"): _rule("gamma", "shape", "rate"),
+    ("inverse_gamma", "scale"): _rule("inv_gamma", "shape", "scale"),
+    ("beta", "default"): _rule("beta", "alpha", "beta"),
+    ("uniform", "default"): _rule("uniform", "lower", "upper"),
+    ("bernoulli", "p"): _rule("bernoulli", "p"),
+    ("bernoulli", "logit_p"): _rule("bernoulli_logit", "logit_p"),
+    ("binomial", "p"): _rule("binomial", "n", "p"),
+    ("binomial", "logit_p"): StanDist("binomial_logit", "n", "logit_p"),
+    ("poisson", "rate"): _rule("poisson", "rate"),
+    ("poisson", "log_rate"): _rule("poisson_log", "log_rate"),
+}
 
 # Binary operators: (operator between scalars, elementwise operator, strength of each).
 _BINARY: dict[str, tuple[str, str, int, int]] = {
@@ -166,7 +120,8 @@ _BINARY: dict[str, tuple[str, str, int, int]] = {
 }
 
 # Spec functions that Stan writes with the same name, vectorized over vectors and matrices.
-_FUNCTIONS = {name: name for name in ("exp", "log", "sqrt", "inv_logit", "logit", "abs")}
+_FUNCTIONS = {name: name for name in ("exp", "log", "sqrt", "inv_logit", "logit", "abs", "inv",
+                                      "inv_sqrt", "inv_square")}
 
 #: Relative tolerance of the check that a program's terms add up to its log density (scaled by
 #: its magnitude, at least 1): the two differ by rounding only, and by the constants ``~``
@@ -197,8 +152,10 @@ def _nice(value: float) -> str | None:
 
 class StanGenerator(Generator):
     """Writes a :class:`~crossppl.models.ir.Model` as a Stan program; see the module docstring."""
+
     backend: ClassVar[str] = "stan"
     DIST_RULES: ClassVar[Mapping[tuple[str, str], StanDist]] = DIST_RULES
+    HELPERS: ClassVar[frozenset[str]] = frozenset({"inv", "inv_sqrt", "inv_square"})
 
     def __init__(self, model: Model) -> None:
         super().__init__(model)
@@ -207,6 +164,14 @@ class StanGenerator(Generator):
         #: Names whose values are Stan ints beyond integer data: discrete generated quantities
         #: (and, in the prior program, discrete replicated data).
         self.int_names = {g.name for g in model.generated if _discrete(g.dist)}
+
+    def fold(self, value: float) -> Const | None:
+        """A constant argument's precision or rate, where short and exact (``normal(0, 1000)``
+        for a precision of 1e-6)."""
+        nice = _nice(value) if math.isfinite(value) else None
+        if nice is None:
+            return None
+        return Const(int(nice) if re.fullmatch(r"-?\d+", nice) else float(nice))
 
     # -- the program ----------------------------------------------------------------------------
     def program(self) -> str:
@@ -418,9 +383,9 @@ class StanGenerator(Generator):
         what = f"{name!r}"
         self.check_rank(dims, what)
         integer = _discrete(dist)
-        rule = self.rng_rule(dist)
+        dist, rule = self.rng_rule(dist)
         call = self.dist_call(dist, dims, flat=len(dims) == 2, integer_target=integer,
-                              rule=rule)
+                              rule=rule, draw=True)
         if rule.outer:
             call = f"{rule.outer}({call})"
         sizes = ", ".join(f"N_{d}" for d in dims)
@@ -436,16 +401,13 @@ class StanGenerator(Generator):
                 call = f"to_matrix({call}, {sizes})"
         return f"{kind} {name} = {call};"
 
-    def rng_rule(self, dist: Dist) -> StanRng:
-        """The rule that draws from ``dist``; raises if there is none."""
-        rule = RNG_RULES.get((dist.name, dist.parameterization))
-        if rule is None:
-            raise NotYetTranslated(
-                self.backend,
-                f"drawing from the distribution {dist.name} with parameterization "
-                f"{dist.parameterization!r} (generated quantities, prior predictive draws)",
-            )
-        return rule
+    def rng_rule(self, dist: Dist) -> tuple[Dist, StanDist]:
+        """``dist`` in a parameterization Stan draws from, and its rule; raises if none."""
+        drawable = {key: rule for key, rule in self.DIST_RULES.items() if rule.rng}
+        return self.native(
+            dist, drawable,
+            f"drawing from the distribution {dist.name} with parameterization "
+            f"{dist.parameterization!r} (generated quantities, prior predictive draws)")
 
     def is_integer(self, node: Var) -> bool:
         """Whether ``node`` is a Stan int (or int array)."""
@@ -475,54 +437,39 @@ class StanGenerator(Generator):
         return f"{lhs} ~ {call};"
 
     def dist_call(self, dist: Dist, dims: tuple[str, ...], *, flat: bool = False,
-                  integer_target: bool = False, rule: StanDist | StanRng | None = None) -> str:
+                  integer_target: bool = False, rule: StanDist | None = None,
+                  draw: bool = False) -> str:
         """``function(args)`` of ``dist`` with its arguments laid out over ``dims``.
 
         ``flat``: the target is a matrix sampled as one vector; non-scalar arguments are flattened
         in the same order: column-major (``to_vector``) for a real target, row-major for an
         integer one (``to_array_1d`` of an int array is row-major, so those arguments are built
-        over the reversed dims and flattened with ``to_vector``). ``rule`` is a :class:`StanRng`
-        to draw (then, where every argument is a scalar and ``dims`` are not, the first is
-        repeated to the target's size, as a vectorized ``_rng`` returns one draw per element of
-        its largest argument), else ``dist``'s :data:`DIST_RULES` entry.
+        over the reversed dims and flattened with ``to_vector``). ``draw``: write ``rule``'s
+        ``_rng`` function (then, where every argument is a scalar and ``dims`` are not, the
+        first is repeated to the target's size, as a vectorized ``_rng`` returns one draw per
+        element of its largest argument); ``dist`` must then be in ``rule``'s parameterization.
+        Without ``rule``, ``dist`` is rewritten to a parameterization of :data:`DIST_RULES`.
         """
-        rule = self.dist_rule(dist) if rule is None else rule
+        if rule is None:
+            dist, rule = self.native(dist)
         row = DISTRIBUTIONS[dist.name]
         integer_args = row.parameterization(dist.parameterization).integer
         layout = dims[::-1] if flat and integer_target else dims
         args = []
-        for template in rule.args:
-            match = _ARG_TEMPLATE.match(template)
-            transform, arg_name = match.groups() if match else (None, template)
-            if arg_name not in dict(dist.args):
-                args.append(template)
-                continue
-            arg = dist.arg(arg_name)
-            if arg_name in integer_args:
+        for name in rule.args:
+            arg = self.rule_arg(dist, name)
+            if name in integer_args:
                 args.append(self.integer_arg(arg, dims, flat=flat))
                 continue
-            if transform:
-                code = self.transformed_arg(transform, arg, layout)
-            else:
-                code = self.expr(arg, layout)
+            code = self.expr(arg, layout)
             if flat and arg.dims:
                 code = Code(f"to_vector({code})")
             args.append(code)
-        if isinstance(rule, StanRng) and dims and not any(a.dims for _, a in dist.args):
+        if draw and dims and not any(a.dims for _, a in dist.args):
             size = " * ".join(f"N_{d}" for d in dims)
-            match = _ARG_TEMPLATE.match(rule.args[0])
-            first = match.group(2) if match else rule.args[0]
-            repeat = "rep_array" if first in integer_args else "rep_vector"
+            repeat = "rep_array" if rule.args[0] in integer_args else "rep_vector"
             args[0] = f"{repeat}({args[0]}, {size})"
-        return f"{rule.function}({', '.join(args)})"
-
-    def transformed_arg(self, transform: str, arg: Expr, dims: tuple[str, ...]) -> Code:
-        """``transform(arg)``; a constant ``arg`` is folded when the result is short and exact."""
-        if isinstance(arg, Const):
-            nice = _nice(ARG_TRANSFORMS[transform](float(arg.value)))
-            if nice is not None:
-                return _literal(int(nice) if re.fullmatch(r"-?\d+", nice) else float(nice))
-        return Code(f"{transform}({self.expr(arg, dims)})")
+        return f"{rule.rng if draw else rule.function}({', '.join(args)})"
 
     def integer_arg(self, arg: Expr, dims: tuple[str, ...], *, flat: bool) -> Code:
         """An integer argument (binomial's n): an int literal, or int data over the target dims."""
