@@ -77,6 +77,10 @@ CONVERSIONS: tuple[Conversion, ...] = (
     Conversion("logit_p", ("p",), _call("logit")),
     Conversion("rate", ("log_rate",), _call("exp")),
     Conversion("log_rate", ("rate",), _call("log")),
+    # BUGS's Weibull: density v lambda x^(v-1) exp(-lambda x^v), so lambda = sigma^-alpha
+    Conversion("lambda", ("alpha", "sigma"),
+               lambda alpha, sigma: _binary("pow", sigma, Unary("neg", alpha, alpha.dims)),
+               rows=("weibull",)),
 )
 
 

@@ -131,6 +131,12 @@ DISTRIBUTIONS: dict[str, DistRow] = {
             "1 / value is Gamma(shape, rate=scale)",
         ),
         DistRow(
+            "weibull",
+            (P("sigma", ("alpha", "sigma"), positive=("alpha", "sigma")),),
+            POSITIVE,
+            "Weibull with shape alpha and scale sigma",
+        ),
+        DistRow(
             "beta",
             (P("default", ("alpha", "beta"), positive=("alpha", "beta")),),
             UNIT,

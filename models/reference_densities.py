@@ -42,6 +42,7 @@ REFERENCES: dict[tuple[str, str], Callable[[Args], Any]] = {
     ("gamma", "rate"): lambda a: stats.gamma(a["shape"], scale=1 / a["rate"]),
     ("gamma", "scale"): lambda a: stats.gamma(a["shape"], scale=a["scale"]),
     ("inverse_gamma", "scale"): lambda a: stats.invgamma(a["shape"], scale=a["scale"]),
+    ("weibull", "sigma"): lambda a: stats.weibull_min(a["alpha"], scale=a["sigma"]),
     ("beta", "default"): lambda a: stats.beta(a["alpha"], a["beta"]),
     ("uniform", "default"): lambda a: stats.uniform(a["lower"], a["upper"] - a["lower"]),
     ("bernoulli", "p"): lambda a: stats.bernoulli(a["p"]),

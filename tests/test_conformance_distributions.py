@@ -176,7 +176,8 @@ GENERATED = [
     "normal(1, 2)", "normal(1, tau=4)", "half_normal(2)", "half_normal(tau=4)",
     "student_t(3, 1, 2)", "student_t(3, 1, tau=4)", "cauchy(1, 2)", "half_cauchy(2)",
     "lognormal(0.5, 0.7)", "lognormal(0.5, tau=4)", "exponential(2)", "exponential(scale=2)",
-    "gamma(2, 3)", "gamma(2, scale=3)", "inverse_gamma(3, 2)", "beta(2, 3)", "uniform(-1, 2)",
+    "gamma(2, 3)", "gamma(2, scale=3)", "inverse_gamma(3, 2)", "weibull(1.5, 2)", "beta(2, 3)",
+    "uniform(-1, 2)",
     "bernoulli(0.3)", "bernoulli(logit_p=0.5)", "binomial(7, 0.3)", "binomial(7, logit_p=0.5)",
     "poisson(3)", "poisson(log_rate=1.2)",
 ]

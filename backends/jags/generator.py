@@ -120,6 +120,7 @@ DIST_RULES: dict[tuple[str, str], JagsDist] = {
     ("lognormal", "tau"): JagsDist("dlnorm", "mu", "tau"),
     ("exponential", "rate"): JagsDist("dexp", "rate"),
     ("gamma", "rate"): JagsDist("dgamma", "shape", "rate"),
+    ("weibull", "sigma"): JagsDist("dweib", "alpha", "lambda"),  # lambda = sigma^-alpha
     ("beta", "default"): JagsDist("dbeta", "alpha", "beta"),
     ("uniform", "default"): JagsDist("dunif", "lower", "upper"),
     ("bernoulli", "p"): JagsDist("dbern", "p"),

@@ -76,6 +76,7 @@ DIST_RULES: dict[tuple[str, str], DistRule] = {
     # NumPyro's InverseGamma "rate" is the scale beta of Stan's inv_gamma(alpha, beta): the
     # density is beta^alpha / Gamma(alpha) x^(-alpha - 1) exp(-beta / x) in both.
     ("inverse_gamma", "scale"): _rule("InverseGamma", "shape", "scale"),
+    ("weibull", "sigma"): _rule("Weibull", "sigma", "alpha"),  # Weibull(scale, concentration)
     ("beta", "default"): _rule("Beta", "alpha", "beta"),
     ("uniform", "default"): _rule("Uniform", "lower", "upper"),
     ("bernoulli", "p"): _rule("Bernoulli", Arg("p", keyword="probs")),

@@ -59,6 +59,7 @@ DIST_RULES: dict[tuple[str, str], PyMCDist] = {
     ("exponential", "scale"): _dist("Exponential", scale="scale"),
     ("gamma", "rate"): _dist("Gamma", alpha="shape", beta="rate"),
     ("inverse_gamma", "scale"): _dist("InverseGamma", alpha="shape", beta="scale"),
+    ("weibull", "sigma"): _dist("Weibull", alpha="alpha", beta="sigma"),
     ("beta", "default"): _dist("Beta", alpha="alpha", beta="beta"),
     ("uniform", "default"): _dist("Uniform", lower="lower", upper="upper"),
     ("bernoulli", "p"): _dist("Bernoulli", p="p"),

@@ -100,6 +100,7 @@ DIST_RULES: dict[tuple[str, str], StanDist] = {
     ("exponential", "rate"): _rule("exponential", "rate"),
     ("gamma", "rate"): _rule("gamma", "shape", "rate"),
     ("inverse_gamma", "scale"): _rule("inv_gamma", "shape", "scale"),
+    ("weibull", "sigma"): _rule("weibull", "alpha", "sigma"),
     ("beta", "default"): _rule("beta", "alpha", "beta"),
     ("uniform", "default"): _rule("uniform", "lower", "upper"),
     ("bernoulli", "p"): _rule("bernoulli", "p"),
