@@ -31,9 +31,15 @@ BACKEND_PARAMS = tuple(pytest.param(b, marks=pytest.mark.pystan) if b == "stan" 
 RUNNABLE = tuple(b for b in BACKENDS if b != "stan" or PYSTAN_LOADS)
 
 
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(config, items):
-    """On a Python where PyStan cannot load its builds, tests marked ``pystan`` are strict
-    xfails that must fail the way the marker says: ``raises=`` (default ``EngineError``)."""
+    """Tests marked ``pystan`` build a Stan program: they are ``slow`` too (a cold build takes
+    a minute), out of the default loop. On a Python where PyStan cannot load its builds they
+    are strict xfails that must fail the way the marker says: ``raises=`` (default
+    ``EngineError``)."""
+    for item in items:
+        if item.get_closest_marker("pystan") is not None:
+            item.add_marker(pytest.mark.slow)
     if PYSTAN_LOADS:
         return
     from crossppl.errors import EngineError

@@ -20,6 +20,8 @@ import crossppl
 
 from .conftest import BACKEND_PARAMS
 
+pytestmark = pytest.mark.slow  # every test fits Rats, 4 x (1000 + 3000), on every backend
+
 PARAMS = ("mu_alpha", "mu_beta", "tau_alpha", "tau_beta", "tau", "sigma")
 REFERENCE = json.loads(files("crossppl.data").joinpath("rats.reference.json").read_text())
 

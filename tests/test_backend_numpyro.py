@@ -423,6 +423,7 @@ def rats_fit(rats):
     return first, again, other, [str(w.message) for w in caught]
 
 
+@pytest.mark.slow
 def test_fit_has_the_spec_names_dims_coords_and_arviz_sample_stats(rats, rats_fit):
     idata = rats_fit[0]
     post = idata.posterior
@@ -449,6 +450,7 @@ def test_fit_has_the_spec_names_dims_coords_and_arviz_sample_stats(rats, rats_fi
     assert abs(float(post["mu_beta"].mean()) - 6.19) < 0.3
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_draws_and_another_seed_others(rats_fit):
     first, again, other, _ = rats_fit
     for name in first.posterior.data_vars:
@@ -457,6 +459,7 @@ def test_same_seed_gives_the_same_draws_and_another_seed_others(rats_fit):
     assert not np.array_equal(first.posterior["mu_alpha"], other.posterior["mu_alpha"])
 
 
+@pytest.mark.slow
 def test_fitting_prints_and_warns_nothing(rats, rats_fit, capfd):
     assert rats_fit[3] == []
     # The fixture ran before capfd started capturing: fit once more, with its program cached.
@@ -470,6 +473,7 @@ def test_fitting_prints_and_warns_nothing(rats, rats_fit, capfd):
     assert [str(w.message) for w in caught] == []
 
 
+@pytest.mark.slow
 def test_fit_of_a_spec_in_a_folder_whose_name_is_not_utf8(tmp_path):
     # the folder's byte 0xff is a surrogate in the spec's path, which the program held once
     # (UnicodeEncodeError when hashing it) while Stan and PyMC fitted the same spec
@@ -486,6 +490,7 @@ def test_fit_of_a_spec_in_a_folder_whose_name_is_not_utf8(tmp_path):
     assert idata["posterior"]["mu"].shape == (1, 100)
 
 
+@pytest.mark.slow
 def test_a_fit_with_progress_runs_and_says_when_sampling_starts_and_ends(capfd):
     """NumPyro 0.22's own progress bar fails under JAX 0.12's scoped x64 ("Incorrect output
     dtype ... Expected: int64, Actual: int32"); crossppl reports progress itself."""
@@ -498,6 +503,7 @@ def test_a_fit_with_progress_runs_and_says_when_sampling_starts_and_ends(capfd):
     assert "sampling done in" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_in_a_compare_worker_the_stages_go_to_the_display(capfd, tmp_path, monkeypatch):
     """In ``compare`` (``$CROSSPPL_PROGRESS`` set by its worker) the stages go to the parent's
     display, and the engine prints nothing itself, even with progress on."""
@@ -513,6 +519,7 @@ def test_in_a_compare_worker_the_stages_go_to_the_display(capfd, tmp_path, monke
 
 
 # -- the emitted module as a script ------------------------------------------------------------
+@pytest.mark.slow
 def test_emitted_module_runs_as_a_script(tmp_path, rats_program):
     script = tmp_path / "rats_numpyro.py"
     script.write_text(rats_program, encoding="utf-8")
@@ -635,6 +642,7 @@ def predictive_fits(predictive):
     return first, again, without, [str(w.message) for w in caught]
 
 
+@pytest.mark.slow
 def test_fit_draws_generated_quantities_given_each_posterior_draw(predictive, predictive_fits):
     post = predictive_fits[0].posterior
     assert set(post.data_vars) == {"mu", "sigma", "b", "p", *GENERATED}
@@ -675,6 +683,7 @@ def test_fit_draws_generated_quantities_given_each_posterior_draw(predictive, pr
     assert abs(flip.mean()) < 4 * np.sqrt(np.mean(p * (1 - p)) / flip.size)
 
 
+@pytest.mark.slow
 def test_generated_quantities_leave_nuts_alone_and_repeat_with_the_seed(predictive_fits):
     first, again, without, caught = predictive_fits
     assert caught == []
@@ -686,6 +695,7 @@ def test_generated_quantities_leave_nuts_alone_and_repeat_with_the_seed(predicti
 
 
 @pytest.mark.parametrize("name", ["rats", "blocker"])
+@pytest.mark.slow
 def test_prior_predictive_of_vague_priors_is_silent_and_keeps_underflows(name, backend, capfd):
     model = load_spec(name)
     with warnings.catch_warnings():
@@ -712,6 +722,7 @@ def test_prior_predictive_of_a_new_program_is_silent(backend, capfd):
     assert set(got) == {"m", "z"} and got["z"].shape == (7,)
 
 
+@pytest.mark.slow
 def test_emitted_module_with_generated_quantities_runs_as_a_script(tmp_path, predictive_program):
     script = tmp_path / "predictive_numpyro.py"
     script.write_text(predictive_program, encoding="utf-8")

@@ -233,6 +233,7 @@ def test_aligned_expressions_compute_what_the_ir_means(backend, shapes, shapes_p
 
 
 # -- the emitted module as a script ---------------------------------------------------------------
+@pytest.mark.slow
 def test_emitted_module_runs_as_a_script(tmp_path, rats_program, rats):
     script = tmp_path / "rats_pymc.py"
     script.write_text(rats_program, encoding="utf-8")
@@ -270,6 +271,7 @@ def _check_draws(rats, draws, backend, program, config, engine):
     return idata
 
 
+@pytest.mark.slow
 def test_nutpie_fit_of_rats(backend, rats, rats_program, capfd):
     first = backend.sample(rats, rats_program, SMALL, "nutpie")
     idata = _check_draws(rats, first, backend, rats_program, SMALL, "nutpie")
@@ -292,6 +294,7 @@ def test_nutpie_fit_of_rats(backend, rats, rats_program, capfd):
     assert captured.err == "" and captured.out == "", "PyMC/nutpie chatter reached the user"
 
 
+@pytest.mark.slow
 def test_pymc_engine_fit_of_rats(backend, rats, rats_program, capfd):
     config = FitConfig(chains=2, warmup=100, draws=50, seed=11, progress=False)
     first = backend.sample(rats, rats_program, config, "pymc")
@@ -304,6 +307,7 @@ def test_pymc_engine_fit_of_rats(backend, rats, rats_program, capfd):
 
 
 @pytest.mark.parametrize("engine", ["nutpie", "pymc"])
+@pytest.mark.slow
 def test_in_a_compare_worker_sampling_progress_goes_to_the_display(engine, backend, rats,
                                                                     rats_program, capfd,
                                                                     tmp_path, monkeypatch):
@@ -324,6 +328,7 @@ def test_in_a_compare_worker_sampling_progress_goes_to_the_display(engine, backe
     assert capfd.readouterr().err == ""
 
 
+@pytest.mark.slow
 def test_uniform_init_is_uniform_on_the_unconstrained_space(backend, rats, rats_program):
     pm_model = backend.build(rats, rats_program)
     inits = _uniform_initvals(pm_model, chains=3, seed=5)
@@ -506,6 +511,7 @@ def test_user_compiledir_settings_are_respected(monkeypatch, tmp_path):
     assert _user_chose_compiledir()
 
 
+@pytest.mark.slow
 def test_pytensor_cache_goes_to_the_crossppl_cache_dir(tmp_path):
     code = ("import crossppl.backends.pymc, pytensor; "
             "print(pytensor.config.base_compiledir)")
@@ -632,6 +638,7 @@ def _check_generated(model, draws, config):
     return to_inference_data(model, draws, backend=PyMCBackend(), program="", config=config)
 
 
+@pytest.mark.slow
 def test_nutpie_fit_draws_generated_quantities(backend, predictive, predictive_program, capfd):
     config = FitConfig(chains=2, warmup=300, draws=300, seed=5, progress=False)
     draws = backend.sample(predictive, predictive_program, config, "nutpie")
@@ -645,6 +652,7 @@ def test_nutpie_fit_draws_generated_quantities(backend, predictive, predictive_p
     assert captured.err == "" and captured.out == "", "PyMC/nutpie chatter reached the user"
 
 
+@pytest.mark.slow
 def test_pymc_engine_fit_draws_generated_quantities(backend, predictive, predictive_program,
                                                     capfd):
     config = FitConfig(chains=2, warmup=150, draws=150, seed=6, progress=False)
@@ -670,6 +678,7 @@ def test_generated_quantities_condition_on_each_draw(backend, predictive, predic
     assert np.corrcoef(got["flip"].ravel(), p.ravel())[0, 1] > 0.7
 
 
+@pytest.mark.slow
 def test_prior_predictive_of_rats_is_silent_and_keeps_underflow(backend, rats, capfd):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -687,6 +696,7 @@ def test_prior_predictive_of_rats_is_silent_and_keeps_underflow(backend, rats, c
     assert captured.err == "" and captured.out == "", "PyMC chatter reached the user"
 
 
+@pytest.mark.slow
 def test_emitted_module_with_generated_quantities_runs_as_a_script(tmp_path,
                                                                    predictive_program):
     script = tmp_path / "predictive_pymc.py"

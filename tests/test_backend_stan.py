@@ -550,6 +550,7 @@ def test_in_a_compare_worker_sampling_progress_goes_to_the_display(backend, rats
     assert capfd.readouterr().err == ""
 
 
+@pytest.mark.slow
 def test_a_cold_build_tells_the_compile_notice_to_compares_display(rats, tmp_path, monkeypatch,
                                                                    capfd):
     """``crossppl fit`` prints "compiling the program (about a minute, once)" when httpstan
@@ -639,6 +640,7 @@ EVERY_DISTRIBUTION = textwrap.dedent("""
     ex = "exponential(prec)"
     ex2 = "exponential(scale=s)"
     ig = "inverse_gamma(3, s)"
+    wb = "weibull(1.5, s)"
     be = "beta(2, prec)"
     u = "uniform(-1, 2)"
     u2 = "uniform(mu, mu + 3)"
@@ -676,6 +678,7 @@ def every_distribution_logp(model, q: dict) -> float:
         + stats.expon.logpdf(q["ex"], scale=1 / q["prec"])
         + stats.expon.logpdf(q["ex2"], scale=q["s"])
         + stats.invgamma.logpdf(q["ig"], 3, scale=q["s"])
+        + stats.weibull_min.logpdf(q["wb"], 1.5, scale=q["s"])
         + stats.beta.logpdf(q["be"], 2, q["prec"])
         + stats.uniform.logpdf(q["u"], -1, 3)
         + stats.uniform.logpdf(q["u2"], q["mu"], 3)

@@ -70,6 +70,7 @@ def test_unknown_engine_is_a_usage_error(capsys):
     assert "no engine 'gibbs'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_fit_writes_netcdf_and_prints_summary(tmp_path):
     out = tmp_path / "out" / "rats-numpyro.nc"
     proc = run_cli(
@@ -104,6 +105,7 @@ def test_compare_needs_a_spec_or_all(capsys):
     assert "give a SPEC or --all" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_importing_crossppl_and_its_statistics_prints_nothing():
     """ArviZ, PyMC, PyTensor and JAX each have import-time notices; none reaches a user."""
     code = ("import crossppl, crossppl.compare.summary, crossppl.backends.pymc, "

@@ -58,6 +58,7 @@ def test_a_small_shift_of_one_element_is_detected():
     assert list(result.tests.loc[result.tests["reject"], "element"]) == ["[2]"]
 
 
+@pytest.mark.slow
 def test_false_alarm_rate_is_at_most_alpha():
     rng = np.random.default_rng(4)
     alarms = sum(

@@ -208,6 +208,7 @@ def test_reference_csv_and_netcdf_and_errors(tmp_path):
         load_reference(tmp_path / "missing.json")
 
 
+@pytest.mark.slow
 def test_assert_posteriors_match_for_users_test_suites():
     assert_posteriors_match(_idata(14), _idata(15))
     with pytest.raises(AssertionError, match=r"(?s)tests rejected.*b\["):
@@ -399,6 +400,7 @@ def test_html_forest_draws_5_95_quantiles_and_labels_a_reference_of_mean_and_sd(
     assert (-0.2, 6.4) in [tuple(line.get_xdata()) for line in fig.axes[0].lines]
 
 
+@pytest.mark.slow
 def test_html_table_is_sorted_by_parameter_in_model_order_then_source():
     """Issue 10: the table (198 rows for Rats) was sorted by source, so that backends could not
     be read side by side."""

@@ -153,6 +153,7 @@ def _log_density(backend_name: str, model):
 
 @pytest.mark.parametrize("backend_name", BACKEND_PARAMS)
 @pytest.mark.parametrize(("row", "key"), ROWS, ids=[f"{r}-{k}" for r, k in ROWS])
+@pytest.mark.slow
 def test_log_density_matches_scipy(backend_name, row, key, model):
     if (row, key) in _gaps(backend_name):  # a row it cannot write raises, as the test of gaps
         with pytest.raises(NotYetTranslated, match=f"distribution {row} "):
@@ -202,6 +203,7 @@ def test_every_row_is_drawn_as_a_generated_quantity(generated_model):
 
 
 @pytest.mark.parametrize("backend_name", BACKEND_PARAMS)
+@pytest.mark.slow
 def test_generated_draws_follow_scipy(backend_name, generated_model):
     """Each row's ``_rng`` / forward draw has scipy's distribution (two-sample KS against scipy's
     own draws, Bonferroni at 0.1%): a precision read as an sd, or a rate as a scale, fails."""

@@ -64,6 +64,7 @@ def drawn(backend_name, predictive) -> dict[str, np.ndarray]:
     return _DRAWN[backend_name]
 
 
+@pytest.mark.slow
 def test_names_shapes_and_dtypes(drawn, predictive):
     decls = (*predictive.recorded, *predictive.observed)
     assert set(drawn) == {d.name for d in decls}

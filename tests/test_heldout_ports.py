@@ -166,6 +166,7 @@ def test_every_port_is_listed_and_states_its_bug():
 
 
 @pytest.mark.parametrize("stem", params(CONTROLS))
+@pytest.mark.slow
 def test_a_correct_port_differs_by_a_constant(stem):
     check = density_check(stem)
     assert check.ok, check.pairs
@@ -173,6 +174,7 @@ def test_a_correct_port_differs_by_a_constant(stem):
 
 
 @pytest.mark.parametrize("stem", params(CULPRITS))
+@pytest.mark.slow
 def test_a_wrong_port_is_flagged_in_the_right_term(stem):
     check = density_check(stem)
     assert not check.ok, f"{stem}: log densities differ by a constant {check.pairs}"
@@ -180,6 +182,7 @@ def test_a_wrong_port_is_flagged_in_the_right_term(stem):
 
 
 @pytest.mark.parametrize("stem", params(DENSITY_BLIND))
+@pytest.mark.slow
 def test_a_density_blind_bug_is_invisible_to_the_density(stem):
     check = density_check(stem)
     assert check.ok, check.pairs

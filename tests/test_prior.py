@@ -20,6 +20,7 @@ from .conftest import FIXTURES
 PREDICTIVE = FIXTURES / "specs" / "predictive.toml"
 
 
+@pytest.mark.slow
 def test_prior_predictive_returns_inference_data_with_the_spec_s_names(tmp_path):
     out = tmp_path / "prior.nc"
     idata = crossppl.prior_predictive(PREDICTIVE, "numpyro", draws=300, seed=3, output=out)
@@ -42,6 +43,7 @@ def test_prior_predictive_checks_draws(draws):
         crossppl.prior_predictive(PREDICTIVE, "numpyro", draws=draws)
 
 
+@pytest.mark.slow
 def test_compare_prior_matches_two_backends():
     result = compare_prior(PREDICTIVE, backends=["numpyro", "pymc"], draws=1000)
     assert result.verdict == "match", str(result)
@@ -66,6 +68,7 @@ def _fake_outcomes(model, wrong: bool):
 
 
 @pytest.mark.parametrize(("wrong", "verdict"), [(False, "inconclusive"), (True, "mismatch")])
+@pytest.mark.slow
 def test_compare_prior_verdicts(monkeypatch, wrong, verdict):
     """A failed backend makes agreement inconclusive, but a disagreement is a mismatch."""
     import crossppl.backends
@@ -84,6 +87,7 @@ def test_compare_prior_verdicts(monkeypatch, wrong, verdict):
                    result.agreement.problems)
 
 
+@pytest.mark.slow
 def test_cli_prior_prints_the_verdict_and_exits_0(capsys):
     assert main(["prior", str(PREDICTIVE), "--backends", "numpyro,pymc", "--draws", "500"]) == 0
     out = capsys.readouterr().out

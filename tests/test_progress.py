@@ -84,6 +84,7 @@ def test_elsewhere_a_line_per_stage_quarter_and_message(tmp_path):
     assert said[-2:] == ["stan: started", "stan: stopped"]
 
 
+@pytest.mark.slow
 def test_workers_report_to_the_display_and_their_output_goes_there_too(capfd):
     stream = io.StringIO()
     out = run_fits([FitJob("job", _jobs.reporting_job)], display=FitProgress(stream))

@@ -83,6 +83,7 @@ def _toy_distribution(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_a_package_outside_crossppl_adds_a_backend_by_entry_point(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(_toy_distribution(tmp_path))}
     listing = subprocess.run([*CLI, "backends", "--json"], env=env, capture_output=True,
@@ -100,6 +101,7 @@ def test_a_package_outside_crossppl_adds_a_backend_by_entry_point(tmp_path):
     assert emitted.stdout == "toy program of rats\n"
 
 
+@pytest.mark.slow
 def test_backends_command_prints_one_row_per_engine():
     out = subprocess.run([*CLI, "backends"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -109,6 +111,7 @@ def test_backends_command_prints_one_row_per_engine():
     assert rows == [[b, e] for b in backend_names() for e in get_backend(b).engines]
 
 
+@pytest.mark.slow
 def test_backends_command_survives_a_closed_pipe():
     """``crossppl backends | head -0``: the reader is gone before anything is written; the
     command ends quietly (exit 0, no traceback) instead of crashing on BrokenPipeError."""

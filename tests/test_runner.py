@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from crossppl.runner import FitJob, run_fits
 
 from . import _jobs
 
 
+@pytest.mark.slow
 def test_failing_hanging_and_crashing_fits_do_not_stop_the_others():
     jobs = [
         FitJob("ok", _jobs.ok_job, {"value": 2.0}),

@@ -191,6 +191,7 @@ def test_hostile_fixtures_are_there():
 
 
 @pytest.mark.parametrize("path", HOSTILE_FILES, ids=lambda p: p.stem)
+@pytest.mark.slow
 def test_hostile_fixture(path, no_markers):
     kind, part = _expectation(path)
     outcome = isolated(load_spec, str(path))
@@ -281,6 +282,7 @@ def test_deep_nesting_in_expressions(text):
 
 @pytest.mark.parametrize("make", list(NESTERS.values()), ids=list(NESTERS))
 @pytest.mark.parametrize("n", [10_000, 600])
+@pytest.mark.slow
 def test_deep_nesting_in_specs(make, n, no_markers):
     text = make(n).replace('"', "'")
     derived = (
@@ -320,6 +322,7 @@ def test_toml_bombs(make, depth):
     assert_user_error(outcome, "SpecError")
 
 
+@pytest.mark.slow
 def test_many_tables_and_keys_are_quick():
     # 60,000 sections: linear work, then the first unknown one is reported
     text = HEADER + "".join(f"[s{i}]\na = 1\n" for i in range(60_000))
@@ -327,6 +330,7 @@ def test_many_tables_and_keys_are_quick():
     assert_user_error(outcome, "SpecError", "unknown section [s0]")
 
 
+@pytest.mark.slow
 def test_large_spec_parses_in_linear_time():
     # ~0.9 MB, 20,000 parameters over 20,000 dims: the parser must not be quadratic in entries
     n = 20_000
@@ -385,6 +389,7 @@ def test_spec_file_over_the_size_limit(tmp_path):
     ids=["expression", "derived-name", "dim-in-key", "data-file", "dim-name", "section",
          "identifier", "function", "distribution", "keyword", "data-type"],
 )
+@pytest.mark.slow
 def test_huge_strings(where, part):
     # big: far over every limit; long: an identifier just under the expression length limit
     body = where.format(big="a" * 100_000, long="a" * (MAX_LENGTH - 20))
@@ -562,6 +567,7 @@ def _python_namespace(program: str, name: str) -> dict:
 
 @pytest.mark.parametrize("folder", [b"sp\xffec", b"\xc3\x28", b"a\x80\xfe b"],
                          ids=["xff", "bad-continuation", "two-bytes-and-space"])
+@pytest.mark.slow
 def test_spec_in_a_folder_whose_name_is_not_utf8(tmp_path, folder, no_markers):
     # os.fsdecode holds such bytes as surrogates, which no UTF-8 file or program can hold
     spec_dir = os.fsencode(tmp_path) + b"/" + folder
@@ -631,6 +637,7 @@ def test_text_fields_cannot_break_out_of_comments_and_docstrings(tmp_path, field
 # -- (a) generated: index data that would make a huge dim ---------------------------------------
 
 
+@pytest.mark.slow
 def test_index_value_sizing_a_huge_dim():
     text = (
         HEADER + "[dims]\nobs = 2\ng = {}\n[data]\n"
@@ -877,6 +884,7 @@ def _unparse(node: ast.AST) -> str:
 
 @FAST
 @given(tree=any_ast)
+@pytest.mark.slow
 def test_random_ast_expressions(tree):
     check_expression(_unparse(tree))
 
@@ -905,6 +913,7 @@ dist_calls = st.builds(
 
 @FAST
 @given(tree=dist_calls)
+@pytest.mark.slow
 def test_random_distribution_calls(tree):
     text = _unparse(tree)
     dist = only_user_errors(parse_dist, text, SCOPE)
@@ -986,6 +995,7 @@ toml_docs = st.dictionaries(
 
 @FAST
 @given(doc=toml_docs)
+@pytest.mark.slow
 def test_toml_serializer_round_trips(doc):
     assert tomllib.loads(toml_document(doc)) == doc
 
@@ -1021,6 +1031,7 @@ def test_toml_fragment_specs(text):
 
 @FAST
 @given(doc=toml_docs)
+@pytest.mark.slow
 def test_random_toml_documents(doc):
     only_user_errors(parse_spec, toml_document(doc))
 
@@ -1119,6 +1130,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 @FAST
 @given(doc=spec_documents())
+@pytest.mark.slow
 def test_spec_shaped_documents(doc, data_dir):
     model = only_user_errors(parse_at, toml_document(doc), data_dir)
     if model is not None:
@@ -1254,6 +1266,7 @@ def test_base_document_is_valid():
 @FAST
 @given(doc=mutated_specs())
 @pytest.mark.filterwarnings("ignore::crossppl.errors.SpecWarning")  # a mutation may earn one
+@pytest.mark.slow
 def test_mutated_valid_specs(doc, data_dir):
     model = only_user_errors(parse_at, toml_document(doc), data_dir)
     if model is not None:

@@ -184,6 +184,7 @@ def generated(stan, rats, points):
 
 
 @pytest.mark.pystan
+@pytest.mark.slow
 def test_generated_stan_terms_are_numpyros_terms(rats, points, generated):
     numpyro = get_backend("numpyro")
     reference = numpyro.log_density_terms(rats, numpyro.emit(rats), points)
@@ -197,6 +198,7 @@ def test_generated_stan_terms_are_numpyros_terms(rats, points, generated):
 
 
 @pytest.mark.pystan
+@pytest.mark.slow
 def test_a_correct_port_agrees_term_by_term(stan, rats, points, generated):
     logp = stan.log_density_user(rats, PORT, points)
     terms = stan.log_density_terms(rats, PORT, points)
@@ -209,6 +211,7 @@ def test_a_correct_port_agrees_term_by_term(stan, rats, points, generated):
 
 
 @pytest.mark.pystan
+@pytest.mark.slow
 def test_a_small_prior_slip_in_a_stan_port_is_blamed_on_its_variable(stan, rats, points,
                                                                     generated):
     logp = stan.log_density_user(rats, SLIP, points)
@@ -227,6 +230,7 @@ def test_a_small_prior_slip_in_a_stan_port_is_blamed_on_its_variable(stan, rats,
 
 
 @pytest.mark.pystan
+@pytest.mark.slow
 def test_terms_that_do_not_add_up_to_the_density_are_an_error(stan, rats, points, generated,
                                                               monkeypatch):
     """A terms program that is not the program's own (here: the slip port's for the correct
@@ -311,6 +315,7 @@ def test_terms_not_located_are_a_note_and_the_density_is_still_compared(rats, po
 
 
 @pytest.mark.pystan(raises=AssertionError)  # a note, then the assertion
+@pytest.mark.slow
 def test_a_stan_port_with_a_slip_is_blamed_in_compare(rats, points):
     """Compare's density check, end to end on the engines (no sampling): the slip port is held
     against the generated NumPyro and Stan programs, and blamed on mu_beta in both pairs."""

@@ -94,12 +94,14 @@ def _check_fit(idata, rats, program_name: str):
     assert abs(float(post["mu_beta"].mean()) - 6.19) < 0.3  # BUGS: 6.186 (sd 0.11)
 
 
+@pytest.mark.slow
 def test_numpyro_port_fits_under_the_spec_names_and_shapes(numpyro_fit, rats):
     _check_fit(numpyro_fit, rats, "tau_y")  # tau_y comes back as tau; alpha (30, 1) as (30,)
     assert numpyro_fit.attrs["backend"] == "numpyro"
     assert numpyro_fit.attrs["program_file"] == str(NUMPYRO_PORT.path)
 
 
+@pytest.mark.slow
 def test_pymc_port_fits_under_the_spec_names(pymc_fit, rats):
     _check_fit(pymc_fit, rats, "sigma_y")  # sigma_y comes back as sigma
     assert pymc_fit.attrs["backend"] == "pymc"

@@ -548,6 +548,7 @@ def test_zoo_reference_densities_differ_between_points(zoo_model):
 
 # -- every backend: builds, and has the zoo's log density ------------------------------------------
 @pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.slow
 def test_program_builds(request, zoo_model, backend_name):
     """The emitted program, as its own PPL reads it (Backend.declarations), declares the
     spec's parameters with their shapes, its derived (and, where it holds them apart, generated)
@@ -577,6 +578,7 @@ def _differences(logp: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("backend_name", BACKEND_PARAMS)
+@pytest.mark.slow
 def test_log_density_matches_the_zoo_s(request, zoo_model, backend_name):
     """Up to a constant, the backend's log density is the zoo's (scipy, from zoo.md)."""
     _expect(request, "reference", zoo_model, backend_name)

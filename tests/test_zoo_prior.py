@@ -55,6 +55,7 @@ def test_zoo_prior_simulations_hold_every_variable(zoo_model):
 
 
 @pytest.mark.parametrize("backend_name", BACKEND_PARAMS)
+@pytest.mark.slow
 def test_prior_predictive_matches_the_zoo_s(request, zoo_model, backend_name):
     """The backend's forward simulation (priors, derived and generated quantities, replicated
     data) has the distribution of the zoo's numpy simulation: KS per element, Holm at 1%."""
@@ -67,6 +68,7 @@ def test_prior_predictive_matches_the_zoo_s(request, zoo_model, backend_name):
     assert result.ok, f"{zoo_model} on {backend_name}:\n" + "\n".join(result.problems[:10])
 
 
+@pytest.mark.slow
 def test_prior_predictive_agrees_across_backends(zoo_model):
     """All working backends at once (the same tests, every backend against the first)."""
     working = [b for b in RUNNABLE if "prior" not in getattr(

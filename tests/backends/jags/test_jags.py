@@ -276,6 +276,7 @@ def test_prior_predictive_draws_are_independent_exact_draws(backend):
     assert abs(np.corrcoef(alpha[1:], alpha[:-1])[0, 1]) < 0.1
 
 
+@pytest.mark.slow
 def test_prior_draws_jags_cannot_compute_are_nan_in_every_variable(backend, rats):
     # Gamma(0.001, 0.001) precisions underflow to 0 in about half the draws; JAGS then refuses
     # 1 / sqrt(tau) ("Invalid parent values") and the whole draw is NaN, as Stan writes it
@@ -293,6 +294,7 @@ def _points(backend, model, n=10):
 
 
 @pytest.mark.parametrize("name", ["rats", "blocker", "eight_schools"])
+@pytest.mark.slow
 def test_log_density_terms_match_numpyro_up_to_a_constant(backend, name):
     from crossppl.compare.density import check_density
 
@@ -328,6 +330,7 @@ def test_log_density_of_another_program_is_refused(backend, rats):
         backend.log_density(rats, "model { }", {"tau": np.ones(2)})
 
 
+@pytest.mark.slow
 def test_a_source_without_a_log_density_is_a_visible_note(monkeypatch, tmp_path):
     """Where the JAGS log density cannot be evaluated, the comparison says so in its notes,
     which the text, JSON and HTML reports all show; it is never silently left out."""
@@ -423,6 +426,7 @@ def test_log_density_matches_the_zoo_s(name):
 
 
 @pytest.mark.parametrize("name", sorted(bundled_specs()))
+@pytest.mark.slow
 def test_prior_predictive_matches_the_zoo_s(name):
     """JAGS's forward simulation has the distribution of the zoo's numpy simulation: KS per
     element and the share of usable draws (Fisher), Holm at 1%."""
