@@ -64,7 +64,7 @@ def _spread(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None = None
         lone = np.isfinite(a) != np.isfinite(b)
         if lone.any():
             return float("inf"), tolerance(0.0)
-    diff = (a - b)[finite]
+    diff = a[finite] - b[finite]  # inf - inf (both sides infinite) never computed
     if diff.size == 0:
         return 0.0, tolerance(0.0)
     spread = float(np.max(np.abs(diff - np.median(diff))))
