@@ -56,28 +56,12 @@ from crossppl.models.spec import path_text
 from crossppl.errors import NotYetTranslated
 
 from ..base import Generator, model_data
+from ..code import ATOM, Code, paren
 
 __all__ = ["DIST_RULES", "JagsDist", "JagsGenerator", "density_name", "jags_data"]
 
 # How tightly the outermost operator of a piece of BUGS code binds (higher binds tighter).
-ADD, MUL, UNARY, ATOM = 1, 2, 3, 9
-
-
-class Code(str):
-    """BUGS source of an expression, with the binding strength of its outermost operator."""
-
-    strength: int
-
-    def __new__(cls, text: str, strength: int = ATOM) -> Code:
-        obj = super().__new__(cls, text)
-        obj.strength = strength
-        return obj
-
-
-def paren(code: str, strength: int) -> Code:
-    """``code``, parenthesized unless its outermost operator binds at least as tightly."""
-    own = getattr(code, "strength", ATOM)
-    return Code(code, own) if own >= strength else Code(f"({code})")
+ADD, MUL, UNARY = 1, 2, 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,29 +32,13 @@ from crossppl.models.spec import path_text
 from crossppl.errors import NotYetTranslated
 
 from ..base import Generator
+from ..code import ATOM, Code, paren
 
 __all__ = ["DIST_RULES", "Code", "StanDist", "StanGenerator"]
 
 # How tightly the outermost operator of a piece of Stan code binds (Stan's precedence table,
 # higher binds tighter): + -, then * /, then .* ./, then unary -, then ^ .^, then postfix '.
-ADD, MUL, ELTWISE, UNARY, POW, POSTFIX, ATOM = 1, 2, 4, 5, 6, 7, 8
-
-
-class Code(str):
-    """Stan source of an expression, with the binding strength of its outermost operator."""
-
-    strength: int
-
-    def __new__(cls, text: str, strength: int = ATOM) -> Code:
-        obj = super().__new__(cls, text)
-        obj.strength = strength
-        return obj
-
-
-def paren(code: str, strength: int) -> Code:
-    """``code``, parenthesized unless its outermost operator binds at least as tightly."""
-    own = getattr(code, "strength", ATOM)
-    return Code(code, own) if own >= strength else Code(f"({code})")
+ADD, MUL, ELTWISE, UNARY, POW, POSTFIX = 1, 2, 4, 5, 6, 7
 
 
 @dataclass(frozen=True, slots=True)
